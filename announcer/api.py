@@ -1,0 +1,156 @@
+"""HTTP API (aiohttp): /metrics, /healthz, /v1/status, POST /v1/drain and /v1/undrain."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .engine import Engine
+from .logs import get_logger
+from .metrics import Metrics
+from .reconciler import Reconciler
+from .status import status_document
+
+__all__ = ["ApiState", "DrainBody", "build_app"]
+
+log = get_logger("api")
+MAX_BODY_BYTES = 64 * 1024
+STALL_AFTER_S = 5.0
+
+
+class DrainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vips: list[str] | None = Field(default=None, max_length=10000)
+    reason: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class ApiState:
+    def __init__(
+        self,
+        engine: Engine,
+        reconciler: Reconciler,
+        metrics: Metrics,
+        pending: Callable[[], int],
+        token: str | None,
+    ) -> None:
+        self.engine = engine
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self.pending = pending
+        self.token = token
+        self.heartbeat = time.monotonic()
+        self.posts_allowed = True
+
+
+STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _authorized(request: web.Request) -> bool:
+    token = request.app[STATE].token
+    if token is None:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    age = time.monotonic() - request.app[STATE].heartbeat
+    if age > STALL_AFTER_S:
+        return web.Response(status=503, text=f"event loop stalled for {age:.1f}s\n")
+    return web.Response(text="ok\n")
+
+
+async def status(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        status_document(state.engine, state.reconciler, state.pending()), dumps=_dumps
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2)
+
+
+async def _drain_body(request: web.Request) -> DrainBody | web.Response:
+    if not request.app[STATE].posts_allowed:
+        return _error(503, "changes are disabled: api.token_file is unreadable or empty")
+    if not _authorized(request):
+        return _error(401, "missing or wrong bearer token")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, "request body too large")
+    try:
+        body = DrainBody.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+        ]
+        return _error(400, "invalid request body", problems=problems)
+    engine = request.app[STATE].engine
+    if body.vips:
+        known = {vip.prefix for vip in engine.config.vips}
+        unknown = [vip for vip in body.vips if _normalise(vip) not in known]
+        if unknown:
+            return _error(400, "unknown VIPs", unknown=unknown)
+        body.vips = [_normalise(vip) for vip in body.vips]
+    return body
+
+
+def _normalise(prefix: str) -> str:
+    try:
+        return str(ipaddress.ip_network(prefix, strict=False))
+    except ValueError:
+        return prefix
+
+
+def _source(request: web.Request) -> str:
+    return request.headers.get("X-Announcer-Client", "api")[:32] or "api"
+
+
+async def drain(request: web.Request) -> web.Response:
+    body = await _drain_body(request)
+    if isinstance(body, web.Response):
+        return body
+    engine = request.app[STATE].engine
+    vips = engine.drain(body.vips, body.reason or "drained through the API", _source(request),
+                        time.monotonic())
+    return web.json_response({"drained": vips})
+
+
+async def undrain(request: web.Request) -> web.Response:
+    body = await _drain_body(request)
+    if isinstance(body, web.Response):
+        return body
+    engine = request.app[STATE].engine
+    vips = engine.undrain(body.vips, _source(request), time.monotonic())
+    return web.json_response({"undrained": vips})
+
+
+def build_app(state: ApiState) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[STATE] = state
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/drain", drain)
+    app.router.add_post("/v1/undrain", undrain)
+    return app

@@ -1,0 +1,230 @@
+"""The `announcer` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from healthchecks import ProbeResult, build_probe, run_probe
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_API = "http://127.0.0.1:9180"
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.issues)} error(s)", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: OK ({len(config.vips)} VIPs, {len(config.checks)} checks)")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import render_plan
+
+    print(render_plan(_load(args.config)), end="")
+    return EXIT_OK
+
+
+async def _probe_all(config: Config) -> dict[str, ProbeResult]:
+    async def one(name: str) -> tuple[str, ProbeResult]:
+        spec = config.checks[name]
+        probe = build_probe(spec.probe)
+        try:
+            return name, await run_probe(probe, spec.timeout)
+        finally:
+            await probe.close()
+
+    return dict(await asyncio.gather(*(one(name) for name in config.checks)))
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    results = asyncio.run(_probe_all(config))
+    if args.json:
+        print(json.dumps({name: {"ok": r.ok, "reason": r.reason, "detail": r.detail,
+                                 "duration_s": r.duration_s, "capacity": r.capacity}
+                          for name, r in results.items()}, indent=2))
+    else:
+        width = max(len(name) for name in results)
+        print(f"{'CHECK':<{width}}  RESULT  {'REASON':<20} {'TIME':>9}  DETAIL")
+        for name, r in results.items():
+            verdict = "ok" if r.ok else "FAIL"
+            print(f"{name:<{width}}  {verdict:<6}  {r.reason:<20} "
+                  f"{r.duration_s * 1000:>7.1f}ms  {r.detail}")
+    return EXIT_OK if all(r.ok for r in results.values()) else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .app import run_plugin
+    from .logs import configure_logging
+
+    configure_logging(args.log_format, args.log_level)
+    config = _load(args.config)
+    return asyncio.run(run_plugin(config))
+
+
+def cmd_exabgp_config(args: argparse.Namespace) -> int:
+    from .exabgp_config import default_plugin_command, render_exabgp_config
+
+    config = _load(args.config)
+    command = args.plugin_command.split() if args.plugin_command else default_plugin_command(
+        args.config
+    )
+    try:
+        print(render_exabgp_config(config, command), end="")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import ApiClient
+
+    url, token_file = args.api, args.token_file
+    if args.config:
+        config = _load(args.config)
+        url = url or f"http://{config.api.listen}"
+        token_file = token_file or config.api.token_file
+    token = None
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"error: cannot read token file {token_file}: {exc.strerror}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+    return ApiClient(url or DEFAULT_API, token)
+
+
+def _call(fn: Any, *fn_args: Any) -> Any:
+    from .client import ApiError
+
+    try:
+        return fn(*fn_args)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _call(_client(args).status)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    print(f"{'VIP':<24} {'DESIRED':<10} {'ACKED':<10} {'REASON':<20} DRAIN")
+    for vip in status["vips"]:
+        drain = vip["drain"]["reason"] if vip["drain"] else ""
+        print(f"{vip['prefix']:<24} {vip['desired']:<10} {vip['acknowledged']:<10} "
+              f"{vip['reason']:<20} {drain}")
+    print()
+    print(f"{'CHECK':<20} {'STATE':<8} LAST RESULT")
+    for name, check in status["checks"].items():
+        last = check["last_result"]
+        summary = f"{last['reason']} ({last['detail']}, {last['age_s']}s ago)" if last else "-"
+        print(f"{name:<20} {check['state']:<8} {summary}")
+    neighbors = ", ".join(f"{peer} {state}" for peer, state in status["neighbors"].items())
+    print(f"\nneighbors: {neighbors or 'none reported yet'}")
+    return EXIT_OK
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    result = _call(_client(args).drain, args.vips, args.reason or "drained from the CLI")
+    print("drained: " + ", ".join(result["drained"]))
+    return EXIT_OK
+
+
+def cmd_undrain(args: argparse.Namespace) -> int:
+    result = _call(_client(args).undrain, args.vips)
+    print("undrained: " + ", ".join(result["undrained"]))
+    return EXIT_OK
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .lab.cli import run_lab_command
+
+    return run_lab_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="announcer", description="BGP/ECMP anycast announcer (ExaBGP process plugin)"
+    )
+    parser.add_argument("--version", action="version", version=f"announcer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument("-c", "--config", required=required, help="configuration file (YAML)")
+
+    p = sub.add_parser("run", help="run as ExaBGP's process plugin (commands on stdout)")
+    with_config(p)
+    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate the configuration")
+    with_config(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("plan", help="print the ExaBGP commands for each VIP state")
+    with_config(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("probe", help="run every check once and print the results")
+    with_config(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("exabgp-config", help="print an exabgp.conf for this plugin")
+    with_config(p)
+    p.add_argument("--plugin-command", help="command ExaBGP runs (default: this announcer)")
+    p.set_defaults(func=cmd_exabgp_config)
+
+    for name, func, text in (
+        ("status", cmd_status, "show the running plugin's state"),
+        ("drain", cmd_drain, "drain VIPs (all when none given)"),
+        ("undrain", cmd_undrain, "undrain VIPs (all when none given)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        with_config(p, required=False)
+        p.add_argument("--api", help=f"API base URL (default: from the config, or {DEFAULT_API})")
+        p.add_argument("--token-file", help="bearer token file (default: from the config)")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        else:
+            p.add_argument("vips", nargs="*", metavar="VIP")
+        if name == "drain":
+            p.add_argument("--reason", default="")
+        p.set_defaults(func=func)
+
+    from .lab.cli import add_lab_parser
+
+    add_lab_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""A small client for the plugin's HTTP API, used by `status`, `drain` and `undrain`."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+__all__ = ["ApiClient", "ApiError"]
+
+
+class ApiError(Exception):
+    pass
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        request.add_header("X-Announcer-Client", "cli")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise ApiError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(f"cannot reach the announcer API at {self.base_url}: {reason}") from None
+
+    def status(self) -> Any:
+        return self._request("GET", "/v1/status")
+
+    def drain(self, vips: list[str], reason: str) -> Any:
+        return self._request("POST", "/v1/drain", {"vips": vips or None, "reason": reason})
+
+    def undrain(self, vips: list[str]) -> Any:
+        return self._request("POST", "/v1/undrain", {"vips": vips or None})

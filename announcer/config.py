@@ -1,0 +1,408 @@
+"""The configuration file: pydantic v2 models, loading, and errors located by field path.
+
+Structure and values are checked by the models; rules that span sections (a VIP naming a check
+that does not exist, an IPv6 VIP with no IPv6 session for `next-hop self`) by `cross_check`.
+Either way every problem comes back as `path: message`, all of them at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from healthchecks import (
+    ExecProbeConfig,
+    HaproxyProbeConfig,
+    HttpProbeConfig,
+    NginxProbeConfig,
+    ProbeConfig,
+    TcpProbeConfig,
+)
+
+from .durations import Duration
+
+__all__ = [
+    "ApiConfig",
+    "BgpConfig",
+    "CheckConfig",
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "DrainConfig",
+    "ExabgpConfig",
+    "NeighborConfig",
+    "VipConfig",
+    "load_config",
+    "parse_config",
+]
+
+MAX_ASN = 2**32 - 1
+_WELL_KNOWN_COMMUNITIES = ("no-export", "no-advertise", "no-export-subconfed", "nopeer", "blackhole")
+_STANDARD_COMMUNITY = re.compile(r"(\d{1,5}):(\d{1,5})")
+_LARGE_COMMUNITY = re.compile(r"(\d{1,10}):(\d{1,10}):(\d{1,10})")
+_EXTENDED_COMMUNITY = re.compile(r"(target|origin):([0-9.]{1,15}):(\d{1,10})")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_standard_community(value: str) -> str:
+    if value in _WELL_KNOWN_COMMUNITIES:
+        return value
+    match = _STANDARD_COMMUNITY.fullmatch(value)
+    if not match or any(int(part) > 65535 for part in match.groups()):
+        raise ValueError(
+            f"{value!r} is not a community: ASN:VALUE with each part 0-65535, or one of "
+            + ", ".join(_WELL_KNOWN_COMMUNITIES)
+        )
+    return value
+
+
+def _check_large_community(value: str) -> str:
+    match = _LARGE_COMMUNITY.fullmatch(value)
+    if not match or any(int(part) > MAX_ASN for part in match.groups()):
+        raise ValueError(f"{value!r} is not a large community: A:B:C with each part 0-4294967295")
+    return value
+
+
+def _check_extended_community(value: str) -> str:
+    match = _EXTENDED_COMMUNITY.fullmatch(value)
+    problem = f"{value!r} is not an extended community: target:ASN:N, origin:ASN:N or target:IP:N"
+    if not match:
+        raise ValueError(problem + " (link bandwidth goes in `weight`)")
+    _, admin, number = match.groups()
+    if "." in admin:
+        try:
+            ipaddress.IPv4Address(admin)
+        except ValueError:
+            raise ValueError(problem) from None
+        limit = 65535
+    else:
+        limit = 65535 if int(admin) > 65535 else MAX_ASN
+        if int(admin) > MAX_ASN:
+            raise ValueError(problem)
+    if int(number) > limit:
+        raise ValueError(f"{value!r}: the local part must be at most {limit} with that admin field")
+    return value
+
+
+Community = Annotated[str, AfterValidator(_check_standard_community)]
+LargeCommunity = Annotated[str, AfterValidator(_check_large_community)]
+ExtendedCommunity = Annotated[str, AfterValidator(_check_extended_community)]
+Asn = Annotated[int, Field(ge=1, le=MAX_ASN)]
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+IpAddress = Annotated[str, AfterValidator(_ip)]
+
+
+class NeighborConfig(_Strict):
+    address: IpAddress
+    peer_as: Asn
+    local_address: IpAddress | None = None
+    port: int | None = Field(default=None, ge=1, le=65535, description="TCP port to connect to")
+    hold_time: int = Field(default=9, description="BGP hold time in seconds: 0 or 3-65535")
+    description: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 ._-]{0,64}$")
+
+    @field_validator("hold_time")
+    @classmethod
+    def _hold_time(cls, value: int) -> int:
+        if value != 0 and not 3 <= value <= 65535:
+            raise ValueError(f"{value} is not a hold time: 0 or 3-65535 seconds")
+        return value
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.address
+
+
+class BgpConfig(_Strict):
+    local_as: Asn
+    router_id: Annotated[str, AfterValidator(_ip)]
+    local_address: IpAddress | None = Field(
+        default=None, description="source address of the sessions; default: router_id"
+    )
+    neighbors: list[NeighborConfig] = Field(min_length=1)
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id_is_v4(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError(f"{value!r}: the router id is an IPv4 address")
+        return value
+
+
+class CheckConfig(_Strict):
+    http: HttpProbeConfig | None = None
+    tcp: TcpProbeConfig | None = None
+    exec: ExecProbeConfig | None = None
+    haproxy: HaproxyProbeConfig | None = None
+    nginx: NginxProbeConfig | None = None
+    interval: Duration = Field(default=1.0, gt=0, description="time between probes when settled")
+    fast_interval: Duration = Field(
+        default=0.1, gt=0, description="time between probes while a change is being confirmed"
+    )
+    timeout: Duration = Field(default=0.5, gt=0, description="a probe that takes longer fails")
+    rise: int = Field(default=3, ge=1, le=100, description="successes needed to become up")
+    fall: int = Field(default=3, ge=1, le=100, description="failures needed to become down")
+    ttl: Duration | None = Field(
+        default=None,
+        description="an up verdict older than this counts as down; default 3 x interval + timeout",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_probe_and_sane_timing(self) -> CheckConfig:
+        given = [name for name in ("http", "tcp", "exec", "haproxy", "nginx") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "a check needs exactly one of http, tcp, exec, haproxy, nginx"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.timeout >= self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) must be shorter than interval")
+        if self.fast_interval > self.interval:
+            raise ValueError("fast_interval must not be longer than interval")
+        if self.ttl is not None and self.ttl <= self.interval + self.timeout:
+            raise ValueError("ttl must be longer than interval + timeout")
+        return self
+
+    @property
+    def probe(self) -> ProbeConfig:
+        probe = self.http or self.tcp or self.exec or self.haproxy or self.nginx
+        assert probe is not None
+        return probe
+
+    @property
+    def ttl_s(self) -> float:
+        return self.ttl if self.ttl is not None else 3 * self.interval + self.timeout
+
+
+class VipConfig(_Strict):
+    prefix: str
+    checks: list[str] = Field(min_length=1)
+    require: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
+    next_hop: str = "self"
+    med: int = Field(default=100, ge=0, le=MAX_ASN)
+    as_path_prepend: int = Field(default=0, ge=0, le=10)
+    origin: Literal["igp", "egp", "incomplete"] = "igp"
+    communities: list[Community] = Field(default_factory=list)
+    large_communities: list[LargeCommunity] = Field(default_factory=list)
+    extended_communities: list[ExtendedCommunity] = Field(default_factory=list)
+    allow_subnet: bool = False
+
+    @field_validator("next_hop")
+    @classmethod
+    def _next_hop(cls, value: str) -> str:
+        return value if value == "self" else _ip(value)
+
+    @model_validator(mode="after")
+    def _prefix_is_a_vip(self) -> VipConfig:
+        try:
+            network = ipaddress.ip_network(self.prefix, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"prefix: {self.prefix} is not a valid prefix ({exc})") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"prefix: {self.prefix} is a default route; that is never announced")
+        if not self.allow_subnet and network.prefixlen != network.max_prefixlen:
+            raise ValueError(
+                f"prefix: {self.prefix} is not a host route (/{network.max_prefixlen}); "
+                "set allow_subnet: true to announce a subnet"
+            )
+        object.__setattr__(self, "prefix", str(network))
+        if self.next_hop != "self" and (":" in self.next_hop) != (network.version == 6):
+            raise ValueError(f"next_hop: {self.next_hop} is not of the same family as {self.prefix}")
+        return self
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.prefix
+
+    def required_count(self) -> int:
+        if self.require == "all":
+            return len(self.checks)
+        if self.require == "any":
+            return 1
+        return self.require
+
+
+class DrainConfig(_Strict):
+    file: str | None = Field(default=None, description="while this file exists, every VIP is drained")
+
+
+class ApiConfig(_Strict):
+    listen: str = Field(default="127.0.0.1:9180", description="host:port; empty string disables")
+    token_file: str | None = Field(default=None, description="bearer token for POST endpoints")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port")
+        _ip(host.strip("[]"))
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class ExabgpConfig(_Strict):
+    ack: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="auto: send enable-ack at start and wait for acks; on: expect acks; "
+        "off: a command counts as done once written",
+    )
+    ack_timeout: Duration = Field(default=5.0, gt=0)
+
+
+class Config(_Strict):
+    bgp: BgpConfig | None = None
+    checks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], CheckConfig]
+    vips: list[VipConfig] = Field(min_length=1)
+    drain: DrainConfig = Field(default_factory=DrainConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
+
+    def vip(self, prefix: str) -> VipConfig | None:
+        return next((v for v in self.vips if v.prefix == prefix), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__(f"{source}: " + "; ".join(map(str, issues)))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _issues_from(error: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in item and item["type"] not in ("value_error", "assertion_error"):
+            message = f"{message} (got {item['input']!r})"
+        # a model-level error on a VIP that names its own field ("prefix: ...") is moved there
+        field, sep, rest = message.partition(": ")
+        if sep and field in ("prefix", "next_hop") and loc and isinstance(loc[-1], int):
+            loc, message = (*loc, field), rest
+        issues.append(ConfigIssue(_path(loc), message))
+    return issues
+
+
+def cross_check(config: Config) -> Iterator[ConfigIssue]:
+    """Rules that span sections."""
+    seen: dict[str, int] = {}
+    has_v6_session = config.bgp is not None and any(n.is_ipv6 for n in config.bgp.neighbors)
+    for index, vip in enumerate(config.vips):
+        where = f"vips[{index}]"
+        if vip.prefix in seen:
+            yield ConfigIssue(f"{where}.prefix", f"{vip.prefix} is also vips[{seen[vip.prefix]}]")
+        seen.setdefault(vip.prefix, index)
+        for position, name in enumerate(vip.checks):
+            if name not in config.checks:
+                yield ConfigIssue(f"{where}.checks[{position}]", f"no check named {name!r}")
+        if len(set(vip.checks)) != len(vip.checks):
+            yield ConfigIssue(f"{where}.checks", "a check is listed twice")
+        if isinstance(vip.require, int) and vip.require > len(vip.checks):
+            yield ConfigIssue(
+                f"{where}.require",
+                f"{vip.require} checks required but only {len(vip.checks)} listed",
+            )
+        if vip.is_ipv6 and vip.next_hop == "self" and config.bgp is not None and not has_v6_session:
+            yield ConfigIssue(
+                f"{where}.next_hop",
+                f"{vip.prefix} with next_hop self needs an IPv6 neighbor "
+                "(ExaBGP cannot use an IPv4 session's address); give an explicit IPv6 next hop",
+            )
+        if vip.as_path_prepend and config.bgp is None:
+            yield ConfigIssue(f"{where}.as_path_prepend", "needs the bgp: section (its local_as)")
+    if config.bgp is not None:
+        for index, neighbor in enumerate(config.bgp.neighbors):
+            local = neighbor.local_address or config.bgp.local_address or config.bgp.router_id
+            if (":" in local) != neighbor.is_ipv6:
+                yield ConfigIssue(
+                    f"bgp.neighbors[{index}].local_address",
+                    f"{neighbor.address} needs a local address of its own family (have {local})",
+                )
+        addresses = [n.address for n in config.bgp.neighbors]
+        for index, address in enumerate(addresses):
+            if addresses.index(address) != index:
+                yield ConfigIssue(f"bgp.neighbors[{index}].address", f"{address} is listed twice")
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigIssue("", "the file must hold a mapping (key: value)")])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _issues_from(exc)) from None
+    issues = list(cross_check(config))
+    if issues:
+        raise ConfigError(source, issues)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [ConfigIssue(where, f"invalid YAML: {problem}")]) from None
+    return parse_config(data, source)

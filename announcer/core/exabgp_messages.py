@@ -1,0 +1,86 @@
+"""Parse what ExaBGP writes to our stdin: acks, neighbor events, shutdown, anything else."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["Ack", "Info", "Malformed", "Message", "NeighborState", "Shutdown", "parse_line"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborState:
+    peer: str
+    state: str  # up | down | connected
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """A well-formed line we do not act on (a version reply, a received update...)."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    line: str
+    error: str
+
+
+Message = Ack | NeighborState | Shutdown | Info | Malformed
+
+
+def _parse_json(line: str) -> Message:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Malformed(line, f"invalid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(event, dict):
+        return Malformed(line, "JSON event is not an object")
+    kind = event.get("type")
+    if kind == "state":
+        neighbor = event.get("neighbor")
+        if not isinstance(neighbor, dict):
+            return Malformed(line, "state event without a neighbor object")
+        address = neighbor.get("address")
+        peer = address.get("peer") if isinstance(address, dict) else None
+        state = neighbor.get("state")
+        if not isinstance(peer, str) or not isinstance(state, str):
+            return Malformed(line, "state event without neighbor.address.peer or state")
+        reason = neighbor.get("reason", "")
+        return NeighborState(peer, state, reason if isinstance(reason, str) else str(reason))
+    if kind == "notification" and event.get("notification") == "shutdown":
+        return Shutdown(line)
+    if "answer" in event:  # the JSON ack form, in case an ExaBGP ever sends it
+        return Ack(event.get("answer") == "done")
+    return Info(line)
+
+
+def parse_line(raw: str) -> Message:
+    line = raw.strip()
+    if line == "done":
+        return Ack(ok=True)
+    if line == "error":
+        return Ack(ok=False)
+    if line.startswith("{"):
+        return _parse_json(line)
+    if line.startswith("shutdown"):
+        return Shutdown(line)
+    words = line.split()
+    if len(words) >= 3 and words[0] == "neighbor" and words[2] in ("up", "down", "connected"):
+        reason = line.split(" - ", 1)[1] if " - " in line else ""
+        return NeighborState(words[1], words[2], reason)
+    if not line:
+        return Malformed(raw, "empty line")
+    return Info(line)

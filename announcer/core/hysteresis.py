@@ -1,0 +1,69 @@
+"""Per-check rise/fall hysteresis, from an initial unknown state.
+
+A check becomes UP after `rise` consecutive successes and DOWN after `fall` consecutive
+failures; until then it is UNKNOWN. While a state change is being confirmed the scheduler
+probes at the fast interval, so a change takes `fall` x `fast_interval`, not `fall` x `interval`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+__all__ = ["CheckState", "Health", "effective_health", "is_confirming", "step"]
+
+
+class Health(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    health: Health = Health.UNKNOWN
+    successes: int = 0
+    failures: int = 0
+    changed_at: float | None = None
+    last_result_at: float | None = None
+
+
+def step(state: CheckState, ok: bool, rise: int, fall: int, now: float) -> CheckState:
+    """Fold one probe result into the state."""
+    if ok:
+        successes, failures = state.successes + 1, 0
+        flips = state.health is not Health.UP and successes >= rise
+        health = Health.UP if flips else state.health
+    else:
+        successes, failures = 0, state.failures + 1
+        flips = state.health is not Health.DOWN and failures >= fall
+        health = Health.DOWN if flips else state.health
+    return replace(
+        state,
+        health=health,
+        successes=successes,
+        failures=failures,
+        changed_at=now if flips else state.changed_at,
+        last_result_at=now,
+    )
+
+
+def is_confirming(state: CheckState) -> bool:
+    """True while the latest results disagree with the settled health (or nothing is settled)."""
+    match state.health:
+        case Health.UNKNOWN:
+            return True
+        case Health.UP:
+            return state.failures > 0
+        case Health.DOWN:
+            return state.successes > 0
+
+
+def effective_health(state: CheckState, now: float, ttl_s: float) -> Health:
+    """The health to act on: a verdict older than its time-to-live counts as DOWN, so a probe
+    that hangs (or a scheduler that died) cannot keep a route announced."""
+    if state.health is Health.UP and (
+        state.last_result_at is None or now - state.last_result_at > ttl_s
+    ):
+        return Health.DOWN
+    return state.health

@@ -1,0 +1,50 @@
+"""Small immutable values the decision core works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Decision", "Reason", "Route", "Verdict"]
+
+
+class Verdict(StrEnum):
+    ANNOUNCE = "announce"
+    WITHDRAW = "withdraw"
+    # not enough is known yet: leave whatever ExaBGP has alone (an earlier instance's route
+    # stays until we have a verdict, so a plugin restart does not flap a healthy VIP)
+    UNDECIDED = "undecided"
+
+
+class Reason(StrEnum):
+    """Why a VIP is where it is. Used as log field and metric label: keep it low-cardinality."""
+
+    HEALTHY = "healthy"
+    CHECKS_DOWN = "checks_down"
+    WAITING_FOR_CHECKS = "waiting_for_checks"
+    DRAINED = "drained"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A VIP route exactly as ExaBGP should carry it. Equality means "no update needed"."""
+
+    prefix: str
+    next_hop: str = "self"
+    med: int = 100
+    origin: str = "igp"
+    as_path: tuple[int, ...] = ()
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    extended_communities: tuple[str, ...] = ()
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.prefix

@@ -1,0 +1,174 @@
+"""Prometheus metrics. Events (probes, commands, transitions) are counted as they happen; states
+(check health, desired and acknowledged routes, neighbors) are read from the engine at scrape
+time, so they can never drift from what the plugin really holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from healthchecks import ProbeResult
+
+from . import __version__
+from .core import Decision, Health, Verdict
+from .engine import Engine
+from .exabgp_io import AckResult
+from .reconciler import Reconciler
+
+__all__ = ["METRIC_NAMES", "Metrics"]
+
+PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+# every metric family this module exports (tests check docs, alerts and dashboards against it)
+METRIC_NAMES = (
+    "announcer_build_info",
+    "announcer_check_up",
+    "announcer_check_state",
+    "announcer_check_last_result",
+    "announcer_check_consecutive_successes",
+    "announcer_check_consecutive_failures",
+    "announcer_check_last_probe_age_seconds",
+    "announcer_probe_duration_seconds",
+    "announcer_probes_total",
+    "announcer_vip_desired_state",
+    "announcer_vip_acknowledged_state",
+    "announcer_vip_seconds_since_change",
+    "announcer_vip_transitions_total",
+    "announcer_vip_drained",
+    "announcer_bgp_neighbor_up",
+    "announcer_exabgp_commands_total",
+    "announcer_exabgp_lines_total",
+    "announcer_exabgp_pending_commands",
+)
+
+
+class _StateCollector(Collector):
+    def __init__(self, engine: Engine, reconciler: Reconciler, pending: Callable[[], int]) -> None:
+        self._engine = engine
+        self._reconciler = reconciler
+        self._pending = pending
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        engine, now, wall = self._engine, time.monotonic(), time.time()
+        info = InfoMetricFamily("announcer_build", "Announcer version.")
+        info.add_metric([], {"version": __version__})
+        yield info
+
+        up = GaugeMetricFamily("announcer_check_up", "1 if the check is up after hysteresis.", labels=["check"])
+        state = GaugeMetricFamily(
+            "announcer_check_state", "1 for the check's current state.", labels=["check", "state"]
+        )
+        last = GaugeMetricFamily(
+            "announcer_check_last_result", "1 if the last probe succeeded.", labels=["check"]
+        )
+        rises = GaugeMetricFamily(
+            "announcer_check_consecutive_successes", "Consecutive successful probes.", labels=["check"]
+        )
+        falls = GaugeMetricFamily(
+            "announcer_check_consecutive_failures", "Consecutive failed probes.", labels=["check"]
+        )
+        age = GaugeMetricFamily(
+            "announcer_check_last_probe_age_seconds", "Seconds since the last probe result.",
+            labels=["check"],
+        )
+        for name, check in engine.check_states.items():
+            up.add_metric([name], 1.0 if check.health is Health.UP else 0.0)
+            for health in Health:
+                state.add_metric([name, health.value], 1.0 if check.health is health else 0.0)
+            rises.add_metric([name], check.successes)
+            falls.add_metric([name], check.failures)
+            if (result := engine.last_results.get(name)) is not None:
+                last.add_metric([name], 1.0 if result.result.ok else 0.0)
+                age.add_metric([name], now - result.at_monotonic)
+        yield from (up, state, last, rises, falls, age)
+
+        desired = GaugeMetricFamily(
+            "announcer_vip_desired_state", "1 for what the plugin wants for the VIP.",
+            labels=["vip", "state"],
+        )
+        acked = GaugeMetricFamily(
+            "announcer_vip_acknowledged_state", "1 for what ExaBGP has acknowledged for the VIP.",
+            labels=["vip", "state"],
+        )
+        since = GaugeMetricFamily(
+            "announcer_vip_seconds_since_change", "Seconds since the VIP's decision changed.",
+            labels=["vip"],
+        )
+        drained = GaugeMetricFamily(
+            "announcer_vip_drained", "1 if the VIP is drained.", labels=["vip", "source"]
+        )
+        for vip in engine.config.vips:
+            decision = engine.decisions.get(vip.prefix)
+            verdict = decision.verdict if decision else Verdict.UNDECIDED
+            for option in Verdict:
+                desired.add_metric([vip.prefix, option.value], 1.0 if verdict is option else 0.0)
+            acked_state = ack_state(self._reconciler, vip.prefix)
+            for option in ("announced", "withdrawn", "unknown"):
+                acked.add_metric([vip.prefix, option], 1.0 if acked_state == option else 0.0)
+            if vip.prefix in engine.changed_at:
+                since.add_metric([vip.prefix], wall - engine.changed_at[vip.prefix])
+            request = engine.drained(vip)
+            drained.add_metric([vip.prefix, request.source if request else ""], 1.0 if request else 0.0)
+        yield from (desired, acked, since, drained)
+
+        neighbors = GaugeMetricFamily(
+            "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]
+        )
+        for peer, peer_state in engine.neighbors.items():
+            neighbors.add_metric([peer], 1.0 if peer_state == "up" else 0.0)
+        yield neighbors
+        yield GaugeMetricFamily(
+            "announcer_exabgp_pending_commands", "Commands sent and not yet acknowledged.",
+            value=self._pending(),
+        )
+
+
+def ack_state(reconciler: Reconciler, prefix: str) -> str:
+    if prefix not in reconciler.acked:
+        return "unknown"
+    return "announced" if reconciler.acked[prefix] is not None else "withdrawn"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.probe_duration = Histogram(
+            "announcer_probe_duration_seconds", "Probe duration.", ["check"],
+            buckets=PROBE_BUCKETS, registry=self.registry,
+        )
+        self.probes = Counter(
+            "announcer_probes", "Probes run, by result reason.", ["check", "reason"],
+            registry=self.registry,
+        )
+        self.transitions = Counter(
+            "announcer_vip_transitions", "Changes of a VIP's desired state, by reason.",
+            ["vip", "state", "reason"], registry=self.registry,
+        )
+        self.commands = Counter(
+            "announcer_exabgp_commands", "Commands sent to ExaBGP, by kind and answer.",
+            ["kind", "result"], registry=self.registry,
+        )
+        self.lines = Counter(
+            "announcer_exabgp_lines", "Lines read from ExaBGP, by kind.", ["kind"],
+            registry=self.registry,
+        )
+
+    def attach(self, engine: Engine, reconciler: Reconciler, pending: Callable[[], int]) -> None:
+        self.registry.register(_StateCollector(engine, reconciler, pending))
+
+    def observe_probe(self, check: str, result: ProbeResult) -> None:
+        self.probe_duration.labels(check).observe(result.duration_s)
+        self.probes.labels(check, result.reason).inc()
+
+    def observe_transition(self, vip: str, old: Decision, new: Decision) -> None:
+        self.transitions.labels(vip, new.verdict.value, new.reason.value).inc()
+
+    def observe_command(self, kind: str, result: AckResult) -> None:
+        self.commands.labels(kind, result.value).inc()
+
+    def observe_line(self, kind: str, line: str) -> None:
+        self.lines.labels(kind).inc()

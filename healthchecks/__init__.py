@@ -1,0 +1,67 @@
+"""Health probes for the announcer: one module per protocol, one interface, one runner.
+
+This package never imports `announcer`: it can be used and tested on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import Probe, ProbeFailure, ProbeResult
+from .exec_probe import ExecProbe, ExecProbeConfig
+from .haproxy_probe import HaproxyProbe, HaproxyProbeConfig
+from .http_probe import HttpProbe, HttpProbeConfig
+from .nginx_probe import NginxProbe, NginxProbeConfig
+from .runner import run_probe
+from .tcp_probe import TcpProbe, TcpProbeConfig
+
+__all__ = [
+    "PROBE_TYPES",
+    "ExecProbe",
+    "ExecProbeConfig",
+    "HaproxyProbe",
+    "HaproxyProbeConfig",
+    "HttpProbe",
+    "HttpProbeConfig",
+    "NginxProbe",
+    "NginxProbeConfig",
+    "Probe",
+    "ProbeConfig",
+    "ProbeFailure",
+    "ProbeResult",
+    "TcpProbe",
+    "TcpProbeConfig",
+    "build_probe",
+    "run_probe",
+]
+
+ProbeConfig = Annotated[
+    HttpProbeConfig | TcpProbeConfig | ExecProbeConfig | HaproxyProbeConfig | NginxProbeConfig,
+    Field(discriminator="type"),
+]
+
+PROBE_TYPES: dict[str, type[ProbeConfig]] = {
+    "http": HttpProbeConfig,
+    "tcp": TcpProbeConfig,
+    "exec": ExecProbeConfig,
+    "haproxy": HaproxyProbeConfig,
+    "nginx": NginxProbeConfig,
+}
+
+
+def build_probe(config: ProbeConfig) -> Probe:
+    """Make the probe object for one probe config."""
+    match config:
+        case HttpProbeConfig():
+            return HttpProbe(config)
+        case TcpProbeConfig():
+            return TcpProbe(config)
+        case ExecProbeConfig():
+            return ExecProbe(config)
+        case HaproxyProbeConfig():
+            return HaproxyProbe(config)
+        case NginxProbeConfig():
+            return NginxProbe(config)
+    raise TypeError(f"unknown probe config {config!r}")

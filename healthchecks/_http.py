@@ -1,0 +1,91 @@
+"""HTTP plumbing shared by the http and nginx probes: one session per probe, bounded reads."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, field_validator
+from yarl import URL
+
+__all__ = ["HttpClient", "HttpTarget", "Response"]
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class HttpTarget(BaseModel):
+    """Where and how to fetch: the part of a config that the http and nginx probes share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    host: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    reuse_connections: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_printable(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not value.isprintable() or " " in value):
+            raise ValueError(f"{value!r} is not a valid Host header")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: str
+
+
+class HttpClient:
+    """Owns the aiohttp session of one probe. Connections are not reused unless asked, so a
+    listener that died is seen on the next probe rather than hidden behind a pooled socket."""
+
+    def __init__(self, target: HttpTarget) -> None:
+        self._target = target
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if self._target.insecure:
+            return False
+        if self._target.ca_file:
+            return ssl.create_default_context(cafile=self._target.ca_file)
+        return True
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                force_close=not self._target.reuse_connections,
+                ssl=self._ssl(),
+                limit=4,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "announcer-healthcheck"},
+            )
+        return self._session
+
+    async def get(self) -> Response:
+        headers = {"Host": self._target.host} if self._target.host else None
+        async with self._get_session().get(
+            self._target.url, headers=headers, allow_redirects=False
+        ) as response:
+            raw = await response.content.read(MAX_BODY_BYTES)
+            return Response(response.status, raw.decode("utf-8", errors="replace"))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,88 @@
+"""Exec probe: run an argv (never a shell); exit status 0 means healthy.
+
+The child gets its own session, so a timeout or cancellation kills the whole process group,
+grandchildren included: a hung check script must not outlive its probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .base import ProbeFailure, ProbeResult
+
+__all__ = ["ExecProbe", "ExecProbeConfig"]
+
+MAX_OUTPUT_BYTES = 4096
+
+
+class ExecProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["exec"] = "exec"
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("argv")
+    @classmethod
+    def _argv_has_no_nul(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("argv[0] must name a program")
+        for arg in value:
+            if "\x00" in arg:
+                raise ValueError(f"{arg!r} contains a NUL byte")
+        return value
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class ExecProbe:
+    def __init__(self, config: ExecProbeConfig) -> None:
+        self._config = config
+
+    async def probe(self) -> ProbeResult:
+        env = {**os.environ, **self._config.env} if self._config.env else None
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._config.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        except FileNotFoundError as exc:
+            raise ProbeFailure("exec_not_found", str(exc)) from exc
+        except PermissionError as exc:
+            raise ProbeFailure("permission_denied", str(exc)) from exc
+        try:
+            assert process.stdout is not None
+            output = await process.stdout.read(MAX_OUTPUT_BYTES)
+            # keep draining so a chatty child cannot block on a full pipe
+            while await process.stdout.read(MAX_OUTPUT_BYTES):
+                pass
+            status = await process.wait()
+        finally:
+            # also runs on timeout/cancel: the group goes, whatever it spawned
+            _kill_group(process.pid)
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        first_line = output.decode("utf-8", errors="replace").strip().splitlines()[:1]
+        detail = first_line[0][:200] if first_line else f"exit {status}"
+        if status != 0:
+            reason = "killed" if status < 0 else "exit_nonzero"
+            raise ProbeFailure(reason, f"exit {status}: {detail}")
+        return ProbeResult(ok=True, reason="ok", detail=detail)
+
+    async def close(self) -> None:
+        return None

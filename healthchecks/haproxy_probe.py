@@ -1,0 +1,156 @@
+"""HAProxy runtime API probe (`show stat` over the stats socket).
+
+Healthy when the backend has at least `min_up` (or `min_up_ratio` of its) servers UP and, if a
+frontend is named, that frontend is OPEN. Reports capacity = UP servers / servers, for weighting,
+and the current sessions, for drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .base import ProbeFailure, ProbeResult
+
+__all__ = ["HaproxyProbe", "HaproxyProbeConfig", "StatRow", "backend_health", "parse_show_stat"]
+
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+# servers in these states take traffic; "no check" servers are used by HAProxy without checks
+_SERVING = ("UP", "NOLB", "no check")
+
+
+class HaproxyProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["haproxy"] = "haproxy"
+    socket: str = Field(description="UNIX socket path, or host:port of a TCP stats socket")
+    backend: str = Field(min_length=1)
+    frontend: str | None = None
+    min_up: int | None = Field(default=None, ge=1)
+    min_up_ratio: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("socket")
+    @classmethod
+    def _socket_is_path_or_hostport(cls, value: str) -> str:
+        if value.startswith("/"):
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is neither an absolute socket path nor host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> HaproxyProbeConfig:
+        if self.min_up is not None and self.min_up_ratio is not None:
+            raise ValueError("give min_up or min_up_ratio, not both")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class StatRow:
+    proxy: str
+    service: str
+    status: str
+    current_sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    up: int
+    total: int
+    backend_status: str | None
+    current_sessions: int
+
+
+def parse_show_stat(text: str) -> list[StatRow]:
+    """Parse `show stat` CSV (first line `# pxname,svname,...`)."""
+    if not text.startswith("# "):
+        raise ProbeFailure("bad_reply", f"not show stat output: {text[:60]!r}")
+    reader = csv.DictReader(io.StringIO(text[2:]))
+    rows: list[StatRow] = []
+    for record in reader:
+        if not record.get("pxname"):
+            continue
+        scur = record.get("scur") or "0"
+        rows.append(
+            StatRow(
+                proxy=record["pxname"],
+                service=record.get("svname") or "",
+                status=record.get("status") or "",
+                current_sessions=int(scur) if scur.isdigit() else 0,
+            )
+        )
+    return rows
+
+
+def backend_health(rows: list[StatRow], backend: str) -> BackendHealth:
+    servers = [r for r in rows if r.proxy == backend and r.service not in ("FRONTEND", "BACKEND")]
+    summary = next((r for r in rows if r.proxy == backend and r.service == "BACKEND"), None)
+    if summary is None:
+        raise ProbeFailure("backend_missing", f"no backend {backend!r} in show stat")
+    up = sum(1 for s in servers if s.status.startswith(_SERVING))
+    return BackendHealth(up, len(servers), summary.status, summary.current_sessions)
+
+
+async def _open(socket: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if socket.startswith("/"):
+        return await asyncio.open_unix_connection(socket, limit=MAX_REPLY_BYTES)
+    host, _, port = socket.rpartition(":")
+    return await asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_REPLY_BYTES)
+
+
+class HaproxyProbe:
+    def __init__(self, config: HaproxyProbeConfig) -> None:
+        self._config = config
+
+    async def _show_stat(self) -> str:
+        reader, writer = await _open(self._config.socket)
+        try:
+            writer.write(b"show stat\n")
+            await writer.drain()
+            reply = await reader.read(MAX_REPLY_BYTES)
+            while chunk := await reader.read(MAX_REPLY_BYTES):
+                reply += chunk
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return reply.decode("utf-8", errors="replace")
+
+    async def probe(self) -> ProbeResult:
+        rows = parse_show_stat(await self._show_stat())
+        config = self._config
+        if config.frontend is not None:
+            front = next(
+                (r for r in rows if r.proxy == config.frontend and r.service == "FRONTEND"), None
+            )
+            if front is None:
+                raise ProbeFailure("frontend_missing", f"no frontend {config.frontend!r}")
+            if front.status != "OPEN":
+                raise ProbeFailure("frontend_closed", f"frontend {config.frontend} {front.status}")
+        health = backend_health(rows, config.backend)
+        capacity = health.up / health.total if health.total else 0.0
+        metrics = {
+            "servers_up": float(health.up),
+            "servers_total": float(health.total),
+            "active_connections": float(health.current_sessions),
+        }
+        detail = f"{health.up}/{health.total} servers up"
+        needed = 1
+        if config.min_up is not None:
+            needed = config.min_up
+        elif config.min_up_ratio is not None:
+            needed = max(1, math.ceil(config.min_up_ratio * health.total - 1e-9))
+        if health.up < needed:
+            raise ProbeFailure("below_min_up", f"{detail}, need {needed}")
+        return ProbeResult(ok=True, reason="ok", detail=detail, capacity=capacity, metrics=metrics)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,55 @@
+"""TCP connect probe, optionally sending bytes and expecting bytes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import ProbeFailure, ProbeResult
+
+__all__ = ["TcpProbe", "TcpProbeConfig"]
+
+MAX_READ_BYTES = 4096
+
+
+class TcpProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["tcp"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    send: str | None = None
+    expect: str | None = None
+
+
+class TcpProbe:
+    def __init__(self, config: TcpProbeConfig) -> None:
+        self._config = config
+
+    async def probe(self) -> ProbeResult:
+        reader, writer = await asyncio.open_connection(self._config.host, self._config.port)
+        try:
+            if self._config.send is not None:
+                writer.write(self._config.send.encode())
+                await writer.drain()
+            if self._config.expect is not None:
+                expected = self._config.expect.encode()
+                received = b""
+                while expected not in received and len(received) < MAX_READ_BYTES:
+                    chunk = await reader.read(MAX_READ_BYTES)
+                    if not chunk:
+                        raise ProbeFailure("body_mismatch", "connection closed before expected bytes")
+                    received += chunk
+                if expected not in received:
+                    raise ProbeFailure("body_mismatch", f"no {self._config.expect!r} in reply")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return ProbeResult(ok=True, reason="ok", detail="connected")
+
+    async def close(self) -> None:
+        return None
