@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the announcer, its tests and its lab need on a Debian 12 machine:
+# FRR, nginx and HAProxy from Debian; ExaBGP 5.0 and the Python dependencies in .venv.
+# Safe to run again. Run as root (apt-get); set SKIP_APT=1 to install only the Python side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(frr nginx-light haproxy iproute2 procps psmisc python3-venv)
+
+if [[ "${SKIP_APT:-0}" != 1 ]]; then
+    missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: ready ($(.venv/bin/exabgp version 2>/dev/null | head -1 || echo 'exabgp ?'))"

@@ -1,0 +1,161 @@
+"""Every validation rule, with the error a user sees (`path: message`)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from announcer.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
+
+BASE = """
+bgp:
+  local_as: 65001
+  router_id: 198.51.100.2
+  neighbors:
+    - {address: 198.51.100.1, peer_as: 65000}
+checks:
+  web:
+    http: {url: "http://127.0.0.1/health"}
+vips:
+  - prefix: 192.0.2.10/32
+    checks: [web]
+"""
+
+
+def base(**changes):
+    data = yaml.safe_load(BASE)
+    for dotted, value in changes.items():
+        target = data
+        *parents, last = dotted.split("__")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    return data
+
+
+def issues(data):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return [str(i) for i in info.value.issues]
+
+
+def test_base_is_valid():
+    config = parse_config(base())
+    assert config.checks["web"].interval == 1.0
+    assert config.vips[0].required_count() == 1
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_pass_announcer_check(path):
+    result = subprocess.run(
+        [sys.executable, "-m", "announcer", "check", "-c", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"vips__0__prefix": "192.0.2.0/33"}, "vips[0].prefix: 192.0.2.0/33 is not a valid prefix"),
+        ({"vips__0__prefix": "192.0.2.1/24"}, "vips[0].prefix: 192.0.2.1/24 is not a valid prefix"),
+        ({"vips__0__prefix": "192.0.2.0/24"}, "vips[0].prefix: 192.0.2.0/24 is not a host route"),
+        ({"vips__0__prefix": "0.0.0.0/0", "vips__0__allow_subnet": True},
+         "vips[0].prefix: 0.0.0.0/0 is a default route"),
+        ({"vips__0__prefix": "::/0", "vips__0__allow_subnet": True},
+         "vips[0].prefix: ::/0 is a default route"),
+        ({"vips__0__checks": ["nope"]}, "vips[0].checks[0]: no check named 'nope'"),
+        ({"vips__0__require": 2}, "vips[0].require: 2 checks required but only 1 listed"),
+        ({"vips__0__require": "most"}, "vips[0].require"),
+        ({"vips__0__communities": ["65001:100\nannounce route 0.0.0.0/0 next-hop self"]},
+         "vips[0].communities[0]: '65001:100\\nannounce route 0.0.0.0/0 next-hop self' is not a community"),
+        ({"vips__0__communities": ["70000:1"]}, "vips[0].communities[0]: '70000:1' is not a community"),
+        ({"vips__0__large_communities": ["1:2"]}, "vips[0].large_communities[0]"),
+        ({"vips__0__extended_communities": ["bandwidth:65001:1000"]},
+         "vips[0].extended_communities[0]"),
+        ({"vips__0__extended_communities": ["target:4200000000:70000"]},
+         "the local part must be at most 65535"),
+        ({"vips__0__next_hop": "2001:db8::1"}, "vips[0].next_hop: 2001:db8::1 is not of the same family"),
+        ({"vips__0__next_hop": "not-an-ip"}, "vips[0].next_hop: 'not-an-ip' is not an IP address"),
+        ({"vips__0__prefix": "2001:db8::10/128"}, "vips[0].next_hop: 2001:db8::10/128 with next_hop self needs an IPv6 neighbor"),
+        ({"vips__0__med": -1}, "vips[0].med"),
+        ({"vips__0__colour": "red"}, "vips[0].colour: unknown key"),
+        ({"checks__web__interval": "1 fortnight"}, "checks.web.interval: '1 fortnight' is not a duration"),
+        ({"checks__web__timeout": "2s"}, "checks.web: timeout (2s) must be shorter than interval"),
+        ({"checks__web__tcp": {"port": 80}}, "checks.web: a check needs exactly one of"),
+        ({"checks__web__rise": 0}, "checks.web.rise"),
+        ({"checks__web__http": {"url": "ftp://x"}}, "checks.web.http.url"),
+        ({"checks__web__http": {"url": "http://h/", "expect_body_regex": "("}}, "is not a valid regular expression"),
+        ({"checks__web__http": {"url": "http://h/", "expect_status": [999]}}, "999 is not an HTTP status"),
+        ({"bgp__local_as": 0}, "bgp.local_as"),
+        ({"bgp__router_id": "2001:db8::1"}, "bgp.router_id: '2001:db8::1': the router id is an IPv4 address"),
+        ({"bgp__neighbors": []}, "bgp.neighbors"),
+        ({"api": {"listen": "0.0.0.0"}}, "api.listen: '0.0.0.0' is not host:port"),
+        ({"vips": []}, "vips"),
+    ],
+)
+def test_each_rule_names_the_field_and_value(changes, expected):
+    found = issues(base(**changes))
+    assert any(expected in issue for issue in found), found
+
+
+def test_every_error_is_reported_at_once():
+    found = issues(base(vips__0__prefix="192.0.2.0/33", checks__web__rise=0, bgp__local_as=0))
+    assert len(found) == 3
+
+
+def test_v6_neighbor_needs_a_v6_local_address():
+    data = base()
+    data["bgp"]["neighbors"].append({"address": "2001:db8:ffff::1", "peer_as": 65000})
+    assert any("bgp.neighbors[1].local_address" in i for i in issues(data))
+
+
+def test_duplicate_vips_and_neighbors():
+    data = base()
+    data["vips"].append(dict(data["vips"][0]))
+    data["bgp"]["neighbors"].append(dict(data["bgp"]["neighbors"][0]))
+    found = issues(data)
+    assert "vips[1].prefix: 192.0.2.10/32 is also vips[0]" in found
+    assert any(i.startswith("bgp.neighbors[1].address") for i in found)
+
+
+def test_exec_argv_is_a_list_not_a_shell_string():
+    assert any("checks.web.exec.argv" in i for i in issues(base(checks__web={"exec": {"argv": "ls -l"}})))
+
+
+def test_malformed_yaml_says_where(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("checks:\n  web: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "invalid YAML" in str(info.value) and "line" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_check_prints_every_error_and_exits_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(base(vips__0__prefix="192.0.2.0/33", checks__web__rise=0)))
+    result = subprocess.run(
+        [sys.executable, "-m", "announcer", "check", "-c", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "vips[0].prefix: 192.0.2.0/33 is not a valid prefix" in result.stderr
+    assert "checks.web.rise" in result.stderr
+    assert result.stdout == ""
+
+
+def test_durations():
+    config = parse_config(base(checks__web__interval="2m", checks__web__timeout=0.25,
+                               checks__web__fast_interval="250ms"))
+    check = config.checks["web"]
+    assert (check.interval, check.timeout, check.fast_interval) == (120.0, 0.25, 0.25)
