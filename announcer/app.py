@@ -159,7 +159,10 @@ class Plugin:
                 status = 1
         for task in [*workers, stop]:
             task.cancel()
-        await asyncio.gather(*workers, stop, return_exceptions=True)
+        # bounded: the withdraw below must happen even if some task ignores its cancellation
+        _, stuck = await asyncio.wait([*workers, stop], timeout=1.0)
+        if stuck:
+            log.error("tasks did not stop", extra={"tasks": [t.get_name() for t in stuck]})
         await self._withdraw_everything(reader)
         reader.cancel()
         gone.cancel()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import os
 import stat
 import sys
@@ -223,11 +222,11 @@ class ExabgpSession:
                 log.debug("sent", extra={"command": line})
             if not self.expect_acks:
                 return [AckResult.DONE] * len(lines)
-            waiter = asyncio.gather(*futures, return_exceptions=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.shield(waiter), timeout_s if timeout_s is not None else self.ack_timeout_s
-                )
+            # asyncio.wait, not wait_for: wait_for can swallow a cancellation that arrives as
+            # the acks do (bpo-42130), and shutdown relies on cancellation getting through
+            await asyncio.wait(
+                futures, timeout=timeout_s if timeout_s is not None else self.ack_timeout_s
+            )
             results = []
             for future in futures:
                 if future.done() and not future.cancelled():

@@ -40,6 +40,8 @@ class Reconciler:
         self._retry_s = RETRY_FIRST_S
         self._retry_handle: asyncio.TimerHandle | None = None
         self.errors = 0
+        # bumped by restate(): acks for commands sent before it must not count as current
+        self._epoch = 0
 
     def set_desired(self, desired: Mapping[str, Route | None]) -> None:
         if desired != self.desired:
@@ -49,6 +51,7 @@ class Reconciler:
     def restate(self) -> None:
         """Forget what we believe ExaBGP has, so everything decided is sent again."""
         self.acked.clear()
+        self._epoch += 1
         self._kick()
 
     def _kick(self) -> None:
@@ -73,13 +76,16 @@ class Reconciler:
             self._idle.set()
             return True
         commands = batch_commands(changes.announce, changes.withdraw)
-        started = time.monotonic()
+        started, epoch = time.monotonic(), self._epoch
         results = await self._session.send([line for line, _ in commands])
+        restated = epoch != self._epoch
         failed = 0
         for (line, prefixes), result in zip(commands, results, strict=True):
             kind = "announce" if line.startswith("announce") else "withdraw"
             self._on_commands(kind, result)
             for prefix in prefixes:
+                if restated:
+                    continue
                 if result is AckResult.DONE:
                     self.acked[prefix] = desired[prefix]
                     self.acked_at[prefix] = time.time()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+
+
+class Switchable:
+    """A local HTTP health endpoint whose answer a test can change (and that can stop)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.hang = False
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def _health(self, request: web.Request) -> web.Response:
+        if self.hang:
+            await asyncio.sleep(3600)
+        return web.Response(status=self.status, text="ok" if self.status == 200 else "fail")
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", port or self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+@pytest.fixture
+async def health_server() -> AsyncIterator[Switchable]:
+    server = Switchable()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def plugin_config(tmp_path, unused_tcp_port_factory) -> Callable[..., dict]:
+    def make(url: str, vips: list[str] | None = None, **check: object) -> dict:
+        return {
+            "checks": {"web": {"http": {"url": url}, "interval": "200ms",
+                               "fast_interval": "50ms", "timeout": "100ms", **check}},
+            "vips": [{"prefix": p, "checks": ["web"]} for p in (vips or ["192.0.2.10/32"])],
+            "api": {"listen": f"127.0.0.1:{unused_tcp_port_factory()}"},
+        }
+
+    return make

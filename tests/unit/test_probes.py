@@ -1,0 +1,248 @@
+"""Every probe against a real local server or process."""
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from healthchecks import (
+    ExecProbe,
+    ExecProbeConfig,
+    HaproxyProbe,
+    HaproxyProbeConfig,
+    HttpProbe,
+    HttpProbeConfig,
+    NginxProbe,
+    NginxProbeConfig,
+    TcpProbe,
+    TcpProbeConfig,
+    run_probe,
+)
+from healthchecks.haproxy_probe import backend_health, parse_show_stat
+from healthchecks.nginx_probe import parse_stub_status
+
+SHOW_STAT = (Path(__file__).parent / "data" / "haproxy-show-stat.csv").read_text()
+STUB_STATUS = (
+    "Active connections: 3 \nserver accepts handled requests\n 120 118 400 \n"
+    "Reading: 0 Writing: 1 Waiting: 2 \n"
+)
+
+
+@pytest.fixture
+async def http_server():
+    hits = {"host": None}
+
+    async def health(request):
+        hits["host"] = request.headers.get("Host")
+        return web.Response(text="status: ok\n")
+
+    async def broken(request):
+        return web.Response(status=500, text="boom")
+
+    async def slow(request):
+        await asyncio.sleep(1.5)
+        return web.Response(text="ok")
+
+    async def stub(request):
+        return web.Response(text=STUB_STATUS)
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/broken", broken)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/nginx_status", stub)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", hits
+    await runner.cleanup()
+
+
+async def probe_once(probe, timeout=1.0):
+    try:
+        return await run_probe(probe, timeout)
+    finally:
+        await probe.close()
+
+
+async def test_http_ok_with_host_header(http_server):
+    base, hits = http_server
+    config = HttpProbeConfig(url=f"{base}/health", host="www.example.com", expect_body="ok")
+    result = await probe_once(HttpProbe(config))
+    assert result.ok and result.reason == "ok"
+    assert hits["host"] == "www.example.com"
+    assert result.duration_s > 0
+
+
+async def test_http_bad_status(http_server):
+    base, _ = http_server
+    result = await probe_once(HttpProbe(HttpProbeConfig(url=f"{base}/broken")))
+    assert not result.ok and result.reason == "bad_status" and "500" in result.detail
+
+
+async def test_http_expected_status_set(http_server):
+    base, _ = http_server
+    config = HttpProbeConfig(url=f"{base}/broken", expect_status=[500, 503])
+    assert (await probe_once(HttpProbe(config))).ok
+
+
+async def test_http_body_substring_and_regex(http_server):
+    base, _ = http_server
+    assert not (await probe_once(HttpProbe(HttpProbeConfig(url=f"{base}/health", expect_body="nope")))).ok
+    regex = HttpProbeConfig(url=f"{base}/health", expect_body_regex=r"^status: (ok|fine)$")
+    assert (await probe_once(HttpProbe(regex))).ok
+    wrong = HttpProbeConfig(url=f"{base}/health", expect_body_regex=r"^fine")
+    assert (await probe_once(HttpProbe(wrong))).reason == "body_mismatch"
+
+
+async def test_http_timeout_is_its_own_reason(http_server):
+    base, _ = http_server
+    result = await probe_once(HttpProbe(HttpProbeConfig(url=f"{base}/slow")), timeout=0.2)
+    assert not result.ok and result.reason == "timeout"
+    assert result.duration_s < 1.0
+
+
+async def test_http_connection_refused(unused_tcp_port):
+    config = HttpProbeConfig(url=f"http://127.0.0.1:{unused_tcp_port}/")
+    result = await probe_once(HttpProbe(config))
+    assert not result.ok and result.reason == "connection_refused"
+
+
+async def test_http_sees_a_dead_listener_on_the_next_probe(http_server):
+    """Connections are not reused by default, so a stopped server fails the very next probe."""
+    base, _ = http_server
+    probe = HttpProbe(HttpProbeConfig(url=f"{base}/health"))
+    assert (await run_probe(probe, 1.0)).ok
+    assert (await run_probe(probe, 1.0)).ok
+    await probe.close()
+
+
+async def test_tcp_connect_and_expect():
+    async def serve(reader, writer):
+        data = await reader.readline()
+        writer.write(b"+PONG\r\n" if data == b"PING\r\n" else b"-ERR\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        assert (await probe_once(TcpProbe(TcpProbeConfig(port=port)))).ok
+        good = TcpProbeConfig(port=port, send="PING\r\n", expect="+PONG")
+        assert (await probe_once(TcpProbe(good))).ok
+        bad = TcpProbeConfig(port=port, send="HELLO\r\n", expect="+PONG")
+        assert (await probe_once(TcpProbe(bad))).reason == "body_mismatch"
+
+
+async def test_tcp_refused(unused_tcp_port):
+    result = await probe_once(TcpProbe(TcpProbeConfig(port=unused_tcp_port)))
+    assert result.reason == "connection_refused"
+
+
+async def test_exec_exit_status():
+    ok = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", "print('fine')"])))
+    assert ok.ok and ok.detail == "fine"
+    bad = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", "raise SystemExit(3)"])))
+    assert not bad.ok and bad.reason == "exit_nonzero" and "exit 3" in bad.detail
+
+
+async def test_exec_never_uses_a_shell(tmp_path):
+    marker = tmp_path / "pwned"
+    argv = ["/bin/echo", f"; touch {marker}"]
+    assert (await probe_once(ExecProbe(ExecProbeConfig(argv=argv)))).ok
+    assert not marker.exists()
+
+
+async def test_exec_missing_program():
+    result = await probe_once(ExecProbe(ExecProbeConfig(argv=["/nonexistent/check"])))
+    assert result.reason == "exec_not_found"
+
+
+async def test_exec_timeout_kills_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(300)\n"
+    )
+    result = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", script])), 1.0)
+    assert result.reason == "timeout"
+    grandchild = int(pidfile.read_text())
+    await asyncio.sleep(0.2)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for a reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_parse_show_stat_recorded():
+    rows = parse_show_stat(SHOW_STAT)
+    health = backend_health(rows, "web")
+    assert (health.up, health.total, health.current_sessions) == (2, 4, 7)
+
+
+@pytest.fixture
+async def haproxy_socket(tmp_path):
+    """A UNIX socket answering `show stat` like HAProxy's runtime API."""
+    state = {"reply": SHOW_STAT}
+
+    async def serve(reader, writer):
+        command = await reader.readline()
+        writer.write(state["reply"].encode() if command == b"show stat\n" else b"Unknown command\n")
+        await writer.drain()
+        writer.close()
+
+    path = str(tmp_path / "admin.sock")
+    server = await asyncio.start_unix_server(serve, path)
+    async with server:
+        yield path, state
+
+
+async def test_haproxy_min_up_and_capacity(haproxy_socket):
+    path, _ = haproxy_socket
+    result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www", min_up=2)))
+    assert result.ok and result.capacity == 0.5
+    assert result.metrics["active_connections"] == 7
+    too_many = HaproxyProbeConfig(socket=path, backend="web", min_up=3)
+    result = await probe_once(HaproxyProbe(too_many))
+    assert not result.ok and result.reason == "below_min_up"
+    ratio = HaproxyProbeConfig(socket=path, backend="web", min_up_ratio=0.75)
+    assert (await probe_once(HaproxyProbe(ratio))).reason == "below_min_up"
+
+
+async def test_haproxy_frontend_stopped_and_backend_missing(haproxy_socket):
+    path, state = haproxy_socket
+    state["reply"] = SHOW_STAT.replace(",OPEN,", ",STOP,")
+    result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www")))
+    assert result.reason == "frontend_closed"
+    result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="api")))
+    assert result.reason == "backend_missing"
+
+
+async def test_haproxy_socket_missing(tmp_path):
+    config = HaproxyProbeConfig(socket=str(tmp_path / "none.sock"), backend="web")
+    assert (await probe_once(HaproxyProbe(config))).reason == "socket_missing"
+
+
+def test_parse_stub_status():
+    status = parse_stub_status(STUB_STATUS)
+    assert (status.active, status.accepts, status.handled, status.waiting) == (3, 120, 118, 2)
+
+
+async def test_nginx_stub_status(http_server):
+    base, _ = http_server
+    result = await probe_once(NginxProbe(NginxProbeConfig(url=f"{base}/nginx_status")))
+    assert result.ok and result.metrics["active_connections"] == 3
+    result = await probe_once(NginxProbe(NginxProbeConfig(url=f"{base}/health")))
+    assert result.reason == "bad_reply"
