@@ -1,32 +1,27 @@
-# The two commands from the README are `make demo` and `make test`; both install what they need.
+# The README's two commands are scripts/demo.sh and scripts/test.sh; these are shortcuts.
 VENV := .venv
-PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lab lint typecheck check clean
+.PHONY: setup demo test unit lab lint typecheck clean
 
 setup:
 	./scripts/setup.sh
 
-demo: setup
-	$(VENV)/bin/announcer lab demo
+demo:
+	./scripts/demo.sh
 
-test: setup
+test:
 	./scripts/test.sh
 
 unit: setup
-	$(PY) -m pytest -q tests/unit
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 lab: setup
-	$(PY) -m pytest -q -m lab tests/lab
+	$(VENV)/bin/python -m pytest -q -m lab tests/lab
 
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-
-typecheck:
 	$(VENV)/bin/mypy
-
-check: lint typecheck
 
 clean:
 	-$(VENV)/bin/announcer lab down

@@ -64,7 +64,9 @@ def _authorized(request: web.Request) -> bool:
         return True
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -101,9 +103,7 @@ async def _drain_body(request: web.Request) -> DrainBody | web.Response:
     try:
         body = DrainBody.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
-        ]
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
         return _error(400, "invalid request body", problems=problems)
     engine = request.app[STATE].engine
     if body.vips:
@@ -131,8 +131,9 @@ async def drain(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     engine = request.app[STATE].engine
-    vips = engine.drain(body.vips, body.reason or "drained through the API", _source(request),
-                        time.monotonic())
+    vips = engine.drain(
+        body.vips, body.reason or "drained through the API", _source(request), time.monotonic()
+    )
     return web.json_response({"drained": vips})
 
 

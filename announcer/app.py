@@ -42,8 +42,10 @@ def read_token(path: str | None) -> tuple[str | None, bool]:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        log.error("cannot read api.token_file; POST endpoints disabled",
-                  extra={"path": path, "error": exc.strerror})
+        log.error(
+            "cannot read api.token_file; POST endpoints disabled",
+            extra={"path": path, "error": exc.strerror},
+        )
         return None, False
     if not token:
         log.error("api.token_file is empty; POST endpoints disabled", extra={"path": path})
@@ -122,8 +124,10 @@ class Plugin:
         try:
             await site.start()
         except OSError as exc:
-            log.error("cannot listen for the API; running without it",
-                      extra={"listen": self.config.api.listen, "error": exc.strerror})
+            log.error(
+                "cannot listen for the API; running without it",
+                extra={"listen": self.config.api.listen, "error": exc.strerror},
+            )
             await runner.cleanup()
             return None
         log.info("API listening", extra={"listen": self.config.api.listen})
@@ -143,16 +147,20 @@ class Plugin:
         stop = asyncio.create_task(self.stop_requested.wait(), name="stop")
         gone = asyncio.create_task(self.session.closed.wait(), name="exabgp-gone")
         log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.runners)})
-        done, _ = await asyncio.wait([reader, stop, gone, *workers],
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            [reader, stop, gone, *workers], return_when=asyncio.FIRST_COMPLETED
+        )
         status = 0
         for task in done:
             if task in (stop, gone) or task.cancelled():
                 continue
             exc = task.exception()
             if exc is not None:
-                log.critical("task failed; withdrawing every VIP", exc_info=exc,
-                             extra={"task": task.get_name()})
+                log.critical(
+                    "task failed; withdrawing every VIP",
+                    exc_info=exc,
+                    extra={"task": task.get_name()},
+                )
                 status = 1
             elif task is not reader:
                 log.critical("task ended unexpectedly", extra={"task": task.get_name()})
@@ -174,8 +182,10 @@ class Plugin:
 
     async def _withdraw_everything(self, reader: asyncio.Task[None]) -> None:
         if self.session.closed.is_set():
-            log.info("ExaBGP is gone; its routes went with it",
-                     extra={"reason": self.session.close_reason})
+            log.info(
+                "ExaBGP is gone; its routes went with it",
+                extra={"reason": self.session.close_reason},
+            )
             return
         if reader.done():  # the reader itself failed: acks need a reader
             reader = asyncio.create_task(self.session.read_forever())

@@ -59,16 +59,30 @@ def cmd_probe(args: argparse.Namespace) -> int:
     config = _load(args.config)
     results = asyncio.run(_probe_all(config))
     if args.json:
-        print(json.dumps({name: {"ok": r.ok, "reason": r.reason, "detail": r.detail,
-                                 "duration_s": r.duration_s, "capacity": r.capacity}
-                          for name, r in results.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    name: {
+                        "ok": r.ok,
+                        "reason": r.reason,
+                        "detail": r.detail,
+                        "duration_s": r.duration_s,
+                        "capacity": r.capacity,
+                    }
+                    for name, r in results.items()
+                },
+                indent=2,
+            )
+        )
     else:
         width = max(len(name) for name in results)
         print(f"{'CHECK':<{width}}  RESULT  {'REASON':<20} {'TIME':>9}  DETAIL")
         for name, r in results.items():
             verdict = "ok" if r.ok else "FAIL"
-            print(f"{name:<{width}}  {verdict:<6}  {r.reason:<20} "
-                  f"{r.duration_s * 1000:>7.1f}ms  {r.detail}")
+            print(
+                f"{name:<{width}}  {verdict:<6}  {r.reason:<20} "
+                f"{r.duration_s * 1000:>7.1f}ms  {r.detail}"
+            )
     return EXIT_OK if all(r.ok for r in results.values()) else EXIT_FAILED
 
 
@@ -85,8 +99,8 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
     from .exabgp_config import default_plugin_command, render_exabgp_config
 
     config = _load(args.config)
-    command = args.plugin_command.split() if args.plugin_command else default_plugin_command(
-        args.config
+    command = (
+        args.plugin_command.split() if args.plugin_command else default_plugin_command(args.config)
     )
     try:
         print(render_exabgp_config(config, command), end="")
@@ -132,8 +146,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{'VIP':<24} {'DESIRED':<10} {'ACKED':<10} {'REASON':<20} DRAIN")
     for vip in status["vips"]:
         drain = vip["drain"]["reason"] if vip["drain"] else ""
-        print(f"{vip['prefix']:<24} {vip['desired']:<10} {vip['acknowledged']:<10} "
-              f"{vip['reason']:<20} {drain}")
+        print(
+            f"{vip['prefix']:<24} {vip['desired']:<10} {vip['acknowledged']:<10} "
+            f"{vip['reason']:<20} {drain}"
+        )
     print()
     print(f"{'CHECK':<20} {'STATE':<8} LAST RESULT")
     for name, check in status["checks"].items():

@@ -52,7 +52,13 @@ __all__ = [
 ]
 
 MAX_ASN = 2**32 - 1
-_WELL_KNOWN_COMMUNITIES = ("no-export", "no-advertise", "no-export-subconfed", "nopeer", "blackhole")
+_WELL_KNOWN_COMMUNITIES = (
+    "no-export",
+    "no-advertise",
+    "no-export-subconfed",
+    "nopeer",
+    "blackhole",
+)
 _STANDARD_COMMUNITY = re.compile(r"(\d{1,5}):(\d{1,5})")
 _LARGE_COMMUNITY = re.compile(r"(\d{1,10}):(\d{1,10}):(\d{1,10})")
 _EXTENDED_COMMUNITY = re.compile(r"(target|origin):([0-9.]{1,15}):(\d{1,10})")
@@ -174,7 +180,9 @@ class CheckConfig(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one_probe_and_sane_timing(self) -> CheckConfig:
-        given = [name for name in ("http", "tcp", "exec", "haproxy", "nginx") if getattr(self, name)]
+        given = [
+            name for name in ("http", "tcp", "exec", "haproxy", "nginx") if getattr(self, name)
+        ]
         if len(given) != 1:
             raise ValueError(
                 "a check needs exactly one of http, tcp, exec, haproxy, nginx"
@@ -232,7 +240,9 @@ class VipConfig(_Strict):
             )
         object.__setattr__(self, "prefix", str(network))
         if self.next_hop != "self" and (":" in self.next_hop) != (network.version == 6):
-            raise ValueError(f"next_hop: {self.next_hop} is not of the same family as {self.prefix}")
+            raise ValueError(
+                f"next_hop: {self.next_hop} is not of the same family as {self.prefix}"
+            )
         return self
 
     @property
@@ -248,7 +258,9 @@ class VipConfig(_Strict):
 
 
 class DrainConfig(_Strict):
-    file: str | None = Field(default=None, description="while this file exists, every VIP is drained")
+    file: str | None = Field(
+        default=None, description="while this file exists, every VIP is drained"
+    )
 
 
 class ApiConfig(_Strict):
@@ -322,7 +334,9 @@ def _path(loc: tuple[int | str, ...]) -> str:
 def _issues_from(error: ValidationError) -> list[ConfigIssue]:
     issues = []
     for item in error.errors(include_url=False):
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"

@@ -84,13 +84,20 @@ class Engine:
         self.last_results[check] = LastResult(result, time.time(), now)
         if state.health is not before.health:
             log.info(
-                "check %s is %s", check, state.health,
-                extra={"check": check, "health": str(state.health), "reason": result.reason,
-                       "detail": result.detail},
+                "check %s is %s",
+                check,
+                state.health,
+                extra={
+                    "check": check,
+                    "health": str(state.health),
+                    "reason": result.reason,
+                    "detail": result.detail,
+                },
             )
         elif not result.ok and before.failures == 0:
             log.info(
-                "check %s failed, confirming", check,
+                "check %s failed, confirming",
+                check,
                 extra={"check": check, "reason": result.reason, "detail": result.detail},
             )
         self.recompute(now)
@@ -118,12 +125,19 @@ class Engine:
                 self.changed_at[vip.prefix] = time.time()
                 if previous is None or previous.verdict is not decision.verdict:
                     log.info(
-                        "vip %s: %s (%s)", vip.prefix, decision.verdict, decision.reason,
-                        extra={"vip": vip.prefix, "verdict": str(decision.verdict),
-                               "reason": str(decision.reason)},
+                        "vip %s: %s (%s)",
+                        vip.prefix,
+                        decision.verdict,
+                        decision.reason,
+                        extra={
+                            "vip": vip.prefix,
+                            "verdict": str(decision.verdict),
+                            "reason": str(decision.reason),
+                        },
                     )
                 self._on_transition(
-                    vip.prefix, previous or Decision(Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS),
+                    vip.prefix,
+                    previous or Decision(Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS),
                     decision,
                 )
             if decision.verdict is Verdict.ANNOUNCE:
@@ -156,7 +170,9 @@ class Engine:
         if present == (self.drain_file is not None):
             return
         path = self.config.drain.file
-        self.drain_file = DrainRequest(f"drain file {path} exists", "file", time.time()) if present else None
+        self.drain_file = (
+            DrainRequest(f"drain file {path} exists", "file", time.time()) if present else None
+        )
         log.info("drain file %s", "appeared" if present else "removed", extra={"path": path})
         self.recompute(now)
 

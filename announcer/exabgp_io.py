@@ -164,9 +164,14 @@ class ExabgpSession:
                 case NeighborState():
                     self._on_line("neighbor", line)
                     log.info(
-                        "neighbor %s %s", message.peer, message.state,
-                        extra={"peer": message.peer, "state": message.state,
-                               "reason": message.reason},
+                        "neighbor %s %s",
+                        message.peer,
+                        message.state,
+                        extra={
+                            "peer": message.peer,
+                            "state": message.state,
+                            "reason": message.reason,
+                        },
                     )
                     if self._on_neighbor is not None:
                         self._on_neighbor(message)
@@ -248,4 +253,3 @@ class ExabgpSession:
 
     def close(self) -> None:
         self._channel.close()
-

@@ -58,7 +58,9 @@ class _StateCollector(Collector):
         info.add_metric([], {"version": __version__})
         yield info
 
-        up = GaugeMetricFamily("announcer_check_up", "1 if the check is up after hysteresis.", labels=["check"])
+        up = GaugeMetricFamily(
+            "announcer_check_up", "1 if the check is up after hysteresis.", labels=["check"]
+        )
         state = GaugeMetricFamily(
             "announcer_check_state", "1 for the check's current state.", labels=["check", "state"]
         )
@@ -66,13 +68,16 @@ class _StateCollector(Collector):
             "announcer_check_last_result", "1 if the last probe succeeded.", labels=["check"]
         )
         rises = GaugeMetricFamily(
-            "announcer_check_consecutive_successes", "Consecutive successful probes.", labels=["check"]
+            "announcer_check_consecutive_successes",
+            "Consecutive successful probes.",
+            labels=["check"],
         )
         falls = GaugeMetricFamily(
             "announcer_check_consecutive_failures", "Consecutive failed probes.", labels=["check"]
         )
         age = GaugeMetricFamily(
-            "announcer_check_last_probe_age_seconds", "Seconds since the last probe result.",
+            "announcer_check_last_probe_age_seconds",
+            "Seconds since the last probe result.",
             labels=["check"],
         )
         for name, check in engine.check_states.items():
@@ -87,15 +92,18 @@ class _StateCollector(Collector):
         yield from (up, state, last, rises, falls, age)
 
         desired = GaugeMetricFamily(
-            "announcer_vip_desired_state", "1 for what the plugin wants for the VIP.",
+            "announcer_vip_desired_state",
+            "1 for what the plugin wants for the VIP.",
             labels=["vip", "state"],
         )
         acked = GaugeMetricFamily(
-            "announcer_vip_acknowledged_state", "1 for what ExaBGP has acknowledged for the VIP.",
+            "announcer_vip_acknowledged_state",
+            "1 for what ExaBGP has acknowledged for the VIP.",
             labels=["vip", "state"],
         )
         since = GaugeMetricFamily(
-            "announcer_vip_seconds_since_change", "Seconds since the VIP's decision changed.",
+            "announcer_vip_seconds_since_change",
+            "Seconds since the VIP's decision changed.",
             labels=["vip"],
         )
         drained = GaugeMetricFamily(
@@ -107,12 +115,15 @@ class _StateCollector(Collector):
             for option in Verdict:
                 desired.add_metric([vip.prefix, option.value], 1.0 if verdict is option else 0.0)
             acked_state = ack_state(self._reconciler, vip.prefix)
-            for option in ("announced", "withdrawn", "unknown"):
-                acked.add_metric([vip.prefix, option], 1.0 if acked_state == option else 0.0)
+            for acked_option in ("announced", "withdrawn", "unknown"):
+                value = 1.0 if acked_state == acked_option else 0.0
+                acked.add_metric([vip.prefix, acked_option], value)
             if vip.prefix in engine.changed_at:
                 since.add_metric([vip.prefix], wall - engine.changed_at[vip.prefix])
             request = engine.drained(vip)
-            drained.add_metric([vip.prefix, request.source if request else ""], 1.0 if request else 0.0)
+            drained.add_metric(
+                [vip.prefix, request.source if request else ""], 1.0 if request else 0.0
+            )
         yield from (desired, acked, since, drained)
 
         neighbors = GaugeMetricFamily(
@@ -122,7 +133,8 @@ class _StateCollector(Collector):
             neighbors.add_metric([peer], 1.0 if peer_state == "up" else 0.0)
         yield neighbors
         yield GaugeMetricFamily(
-            "announcer_exabgp_pending_commands", "Commands sent and not yet acknowledged.",
+            "announcer_exabgp_pending_commands",
+            "Commands sent and not yet acknowledged.",
             value=self._pending(),
         )
 
@@ -137,23 +149,34 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.probe_duration = Histogram(
-            "announcer_probe_duration_seconds", "Probe duration.", ["check"],
-            buckets=PROBE_BUCKETS, registry=self.registry,
+            "announcer_probe_duration_seconds",
+            "Probe duration.",
+            ["check"],
+            buckets=PROBE_BUCKETS,
+            registry=self.registry,
         )
         self.probes = Counter(
-            "announcer_probes", "Probes run, by result reason.", ["check", "reason"],
+            "announcer_probes",
+            "Probes run, by result reason.",
+            ["check", "reason"],
             registry=self.registry,
         )
         self.transitions = Counter(
-            "announcer_vip_transitions", "Changes of a VIP's desired state, by reason.",
-            ["vip", "state", "reason"], registry=self.registry,
+            "announcer_vip_transitions",
+            "Changes of a VIP's desired state, by reason.",
+            ["vip", "state", "reason"],
+            registry=self.registry,
         )
         self.commands = Counter(
-            "announcer_exabgp_commands", "Commands sent to ExaBGP, by kind and answer.",
-            ["kind", "result"], registry=self.registry,
+            "announcer_exabgp_commands",
+            "Commands sent to ExaBGP, by kind and answer.",
+            ["kind", "result"],
+            registry=self.registry,
         )
         self.lines = Counter(
-            "announcer_exabgp_lines", "Lines read from ExaBGP, by kind.", ["kind"],
+            "announcer_exabgp_lines",
+            "Lines read from ExaBGP, by kind.",
+            ["kind"],
             registry=self.registry,
         )
 

@@ -130,7 +130,7 @@ class Reconciler:
         self.desired = dict.fromkeys(prefixes)
         commands = batch_commands((), prefixes)
         results = await self._session.send([line for line, _ in commands], timeout_s=timeout_s)
-        unconfirmed = []
+        unconfirmed: list[str] = []
         for (_, covered), result in zip(commands, results, strict=True):
             self._on_commands("withdraw", result)
             if result is not AckResult.DONE:

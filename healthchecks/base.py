@@ -8,6 +8,7 @@ from typing import Protocol
 
 __all__ = ["Probe", "ProbeFailure", "ProbeResult"]
 
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """What one probe run found.

@@ -41,7 +41,9 @@ class TcpProbe:
                 while expected not in received and len(received) < MAX_READ_BYTES:
                     chunk = await reader.read(MAX_READ_BYTES)
                     if not chunk:
-                        raise ProbeFailure("body_mismatch", "connection closed before expected bytes")
+                        raise ProbeFailure(
+                            "body_mismatch", "connection closed before expected bytes"
+                        )
                     received += chunk
                 if expected not in received:
                     raise ProbeFailure("body_mismatch", f"no {self._config.expect!r} in reply")

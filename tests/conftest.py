@@ -52,8 +52,15 @@ async def health_server() -> AsyncIterator[Switchable]:
 def plugin_config(tmp_path, unused_tcp_port_factory) -> Callable[..., dict]:
     def make(url: str, vips: list[str] | None = None, **check: object) -> dict:
         return {
-            "checks": {"web": {"http": {"url": url}, "interval": "200ms",
-                               "fast_interval": "50ms", "timeout": "100ms", **check}},
+            "checks": {
+                "web": {
+                    "http": {"url": url},
+                    "interval": "200ms",
+                    "fast_interval": "50ms",
+                    "timeout": "100ms",
+                    **check,
+                }
+            },
             "vips": [{"prefix": p, "checks": ["web"]} for p in (vips or ["192.0.2.10/32"])],
             "api": {"listen": f"127.0.0.1:{unused_tcp_port_factory()}"},
         }

@@ -7,6 +7,7 @@ neighbor events and arbitrary lines, and records every command with the time it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -40,8 +41,16 @@ class FakeExabgp:
         self.stderr_path = self.config_path.with_suffix(".stderr")
         stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - handed to the child
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "announcer", "run", "-c", str(self.config_path), *extra_args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+            sys.executable,
+            "-m",
+            "announcer",
+            "run",
+            "-c",
+            str(self.config_path),
+            *extra_args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
             start_new_session=True,
         )
         stderr.close()
@@ -67,12 +76,24 @@ class FakeExabgp:
             pass
 
     async def neighbor(self, state: str, peer: str = "198.51.100.1") -> None:
-        await self.send(json.dumps({
-            "exabgp": "5.0.0", "time": time.time(), "host": "lb", "pid": 1, "ppid": 1,
-            "counter": 1, "type": "state",
-            "neighbor": {"address": {"local": "198.51.100.2", "peer": peer},
-                         "asn": {"local": 65001, "peer": 65000}, "state": state},
-        }))
+        await self.send(
+            json.dumps(
+                {
+                    "exabgp": "5.0.0",
+                    "time": time.time(),
+                    "host": "lb",
+                    "pid": 1,
+                    "ppid": 1,
+                    "counter": 1,
+                    "type": "state",
+                    "neighbor": {
+                        "address": {"local": "198.51.100.2", "peer": peer},
+                        "asn": {"local": 65001, "peer": 65000},
+                        "state": state,
+                    },
+                }
+            )
+        )
 
     def lines(self, prefix: str = "") -> list[str]:
         return [c.line for c in self.commands if c.line.startswith(prefix)]
@@ -84,16 +105,16 @@ class FakeExabgp:
             if remaining <= 0:
                 raise AssertionError(f"timed out; commands so far: {self.lines()}\n{self.stderr()}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
     async def wait_for_line(self, fragment: str, timeout: float = 10.0) -> None:
         await self.wait_for(lambda lines: any(fragment in line for line in lines), timeout)
 
     def stderr(self) -> str:
-        return self.stderr_path.read_text() if self.stderr_path and self.stderr_path.exists() else ""
+        return (
+            self.stderr_path.read_text() if self.stderr_path and self.stderr_path.exists() else ""
+        )
 
     def signal(self, signum: int) -> None:
         assert self.process

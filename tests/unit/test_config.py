@@ -54,7 +54,9 @@ def test_base_is_valid():
 def test_examples_pass_announcer_check(path):
     result = subprocess.run(
         [sys.executable, "-m", "announcer", "check", "-c", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -65,35 +67,67 @@ def test_examples_pass_announcer_check(path):
         ({"vips__0__prefix": "192.0.2.0/33"}, "vips[0].prefix: 192.0.2.0/33 is not a valid prefix"),
         ({"vips__0__prefix": "192.0.2.1/24"}, "vips[0].prefix: 192.0.2.1/24 is not a valid prefix"),
         ({"vips__0__prefix": "192.0.2.0/24"}, "vips[0].prefix: 192.0.2.0/24 is not a host route"),
-        ({"vips__0__prefix": "0.0.0.0/0", "vips__0__allow_subnet": True},
-         "vips[0].prefix: 0.0.0.0/0 is a default route"),
-        ({"vips__0__prefix": "::/0", "vips__0__allow_subnet": True},
-         "vips[0].prefix: ::/0 is a default route"),
+        (
+            {"vips__0__prefix": "0.0.0.0/0", "vips__0__allow_subnet": True},
+            "vips[0].prefix: 0.0.0.0/0 is a default route",
+        ),
+        (
+            {"vips__0__prefix": "::/0", "vips__0__allow_subnet": True},
+            "vips[0].prefix: ::/0 is a default route",
+        ),
         ({"vips__0__checks": ["nope"]}, "vips[0].checks[0]: no check named 'nope'"),
         ({"vips__0__require": 2}, "vips[0].require: 2 checks required but only 1 listed"),
         ({"vips__0__require": "most"}, "vips[0].require"),
-        ({"vips__0__communities": ["65001:100\nannounce route 0.0.0.0/0 next-hop self"]},
-         "vips[0].communities[0]: '65001:100\\nannounce route 0.0.0.0/0 next-hop self' is not a community"),
-        ({"vips__0__communities": ["70000:1"]}, "vips[0].communities[0]: '70000:1' is not a community"),
+        (
+            {"vips__0__communities": ["65001:100\nannounce route 0.0.0.0/0 next-hop self"]},
+            "vips[0].communities[0]: '65001:100\\nannounce route 0.0.0.0/0 next-hop self' "
+            "is not a community",
+        ),
+        (
+            {"vips__0__communities": ["70000:1"]},
+            "vips[0].communities[0]: '70000:1' is not a community",
+        ),
         ({"vips__0__large_communities": ["1:2"]}, "vips[0].large_communities[0]"),
-        ({"vips__0__extended_communities": ["bandwidth:65001:1000"]},
-         "vips[0].extended_communities[0]"),
-        ({"vips__0__extended_communities": ["target:4200000000:70000"]},
-         "the local part must be at most 65535"),
-        ({"vips__0__next_hop": "2001:db8::1"}, "vips[0].next_hop: 2001:db8::1 is not of the same family"),
+        (
+            {"vips__0__extended_communities": ["bandwidth:65001:1000"]},
+            "vips[0].extended_communities[0]",
+        ),
+        (
+            {"vips__0__extended_communities": ["target:4200000000:70000"]},
+            "the local part must be at most 65535",
+        ),
+        (
+            {"vips__0__next_hop": "2001:db8::1"},
+            "vips[0].next_hop: 2001:db8::1 is not of the same family",
+        ),
         ({"vips__0__next_hop": "not-an-ip"}, "vips[0].next_hop: 'not-an-ip' is not an IP address"),
-        ({"vips__0__prefix": "2001:db8::10/128"}, "vips[0].next_hop: 2001:db8::10/128 with next_hop self needs an IPv6 neighbor"),
+        (
+            {"vips__0__prefix": "2001:db8::10/128"},
+            "vips[0].next_hop: 2001:db8::10/128 with next_hop self needs an IPv6 neighbor",
+        ),
         ({"vips__0__med": -1}, "vips[0].med"),
         ({"vips__0__colour": "red"}, "vips[0].colour: unknown key"),
-        ({"checks__web__interval": "1 fortnight"}, "checks.web.interval: '1 fortnight' is not a duration"),
+        (
+            {"checks__web__interval": "1 fortnight"},
+            "checks.web.interval: '1 fortnight' is not a duration",
+        ),
         ({"checks__web__timeout": "2s"}, "checks.web: timeout (2s) must be shorter than interval"),
         ({"checks__web__tcp": {"port": 80}}, "checks.web: a check needs exactly one of"),
         ({"checks__web__rise": 0}, "checks.web.rise"),
         ({"checks__web__http": {"url": "ftp://x"}}, "checks.web.http.url"),
-        ({"checks__web__http": {"url": "http://h/", "expect_body_regex": "("}}, "is not a valid regular expression"),
-        ({"checks__web__http": {"url": "http://h/", "expect_status": [999]}}, "999 is not an HTTP status"),
+        (
+            {"checks__web__http": {"url": "http://h/", "expect_body_regex": "("}},
+            "is not a valid regular expression",
+        ),
+        (
+            {"checks__web__http": {"url": "http://h/", "expect_status": [999]}},
+            "999 is not an HTTP status",
+        ),
         ({"bgp__local_as": 0}, "bgp.local_as"),
-        ({"bgp__router_id": "2001:db8::1"}, "bgp.router_id: '2001:db8::1': the router id is an IPv4 address"),
+        (
+            {"bgp__router_id": "2001:db8::1"},
+            "bgp.router_id: '2001:db8::1': the router id is an IPv4 address",
+        ),
         ({"bgp__neighbors": []}, "bgp.neighbors"),
         ({"api": {"listen": "0.0.0.0"}}, "api.listen: '0.0.0.0' is not host:port"),
         ({"vips": []}, "vips"),
@@ -125,7 +159,9 @@ def test_duplicate_vips_and_neighbors():
 
 
 def test_exec_argv_is_a_list_not_a_shell_string():
-    assert any("checks.web.exec.argv" in i for i in issues(base(checks__web={"exec": {"argv": "ls -l"}})))
+    assert any(
+        "checks.web.exec.argv" in i for i in issues(base(checks__web={"exec": {"argv": "ls -l"}}))
+    )
 
 
 def test_malformed_yaml_says_where(tmp_path):
@@ -146,7 +182,9 @@ def test_check_prints_every_error_and_exits_2(tmp_path):
     path.write_text(yaml.safe_dump(base(vips__0__prefix="192.0.2.0/33", checks__web__rise=0)))
     result = subprocess.run(
         [sys.executable, "-m", "announcer", "check", "-c", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert "vips[0].prefix: 192.0.2.0/33 is not a valid prefix" in result.stderr
@@ -155,7 +193,12 @@ def test_check_prints_every_error_and_exits_2(tmp_path):
 
 
 def test_durations():
-    config = parse_config(base(checks__web__interval="2m", checks__web__timeout=0.25,
-                               checks__web__fast_interval="250ms"))
+    config = parse_config(
+        base(
+            checks__web__interval="2m",
+            checks__web__timeout=0.25,
+            checks__web__fast_interval="250ms",
+        )
+    )
     check = config.checks["web"]
     assert (check.interval, check.timeout, check.fast_interval) == (120.0, 0.25, 0.25)

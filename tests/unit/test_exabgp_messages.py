@@ -5,10 +5,18 @@ import pytest
 from announcer.core import Ack, Info, Malformed, NeighborState, Shutdown, parse_line
 
 STATE = {
-    "exabgp": "5.0.0", "time": 1.0, "host": "lb1", "pid": 1, "ppid": 1, "counter": 1,
+    "exabgp": "5.0.0",
+    "time": 1.0,
+    "host": "lb1",
+    "pid": 1,
+    "ppid": 1,
+    "counter": 1,
     "type": "state",
-    "neighbor": {"address": {"local": "198.51.100.2", "peer": "198.51.100.1"},
-                 "asn": {"local": 65001, "peer": 65000}, "state": "up"},
+    "neighbor": {
+        "address": {"local": "198.51.100.2", "peer": "198.51.100.1"},
+        "asn": {"local": 65001, "peer": 65000},
+        "state": "up",
+    },
 }
 
 

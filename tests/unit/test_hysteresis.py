@@ -18,8 +18,8 @@ def test_starts_unknown_and_needs_exactly_rise_successes():
 
 def test_needs_exactly_fall_failures_to_go_down():
     up = [True] * 3
-    assert run(up + [False, False]).health is Health.UP
-    assert run(up + [False, False, False]).health is Health.DOWN
+    assert run([*up, False, False]).health is Health.UP
+    assert run([*up, False, False, False]).health is Health.DOWN
 
 
 def test_a_success_resets_the_failure_streak():
@@ -35,7 +35,9 @@ def test_health_follows_the_latest_complete_streak(results, rise, fall):
     """UP iff the latest `rise` successes in a row end after the latest `fall` failures in a
     row; UNKNOWN if neither ever happened."""
     state = run(results, rise, fall)
-    up_ends = [i for i in range(len(results)) if i + 1 >= rise and all(results[i + 1 - rise : i + 1])]
+    up_ends = [
+        i for i in range(len(results)) if i + 1 >= rise and all(results[i + 1 - rise : i + 1])
+    ]
     down_ends = [
         i for i in range(len(results)) if i + 1 >= fall and not any(results[i + 1 - fall : i + 1])
     ]

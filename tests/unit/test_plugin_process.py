@@ -78,7 +78,11 @@ async def test_signal_withdraws_every_vip_then_exits(exabgp, health_server, plug
     config["vips"][2]["next_hop"] = "2001:db8:ffff::2"
     fake = exabgp(config)
     await fake.start()
-    await fake.wait_for(lambda lines: sum(len(re.findall(r"/(32|128)\b", l)) for l in lines if l.startswith("announce")) == 3)
+    await fake.wait_for(
+        lambda lines: (
+            sum(len(re.findall(r"/(32|128)\b", x)) for x in lines if x.startswith("announce")) == 3
+        )
+    )
     fake.signal(signum)
     assert await fake.wait() == 0
     withdrawn = " ".join(fake.lines("withdraw"))
@@ -97,7 +101,7 @@ async def test_exabgp_errors_are_retried(exabgp, health_server, plugin_config):
 
     fake = exabgp(plugin_config(health_server.url), fail_when=fail_twice)
     await fake.start()
-    await fake.wait_for(lambda lines: len([l for l in lines if l.startswith("announce")]) == 3)
+    await fake.wait_for(lambda lines: len([x for x in lines if x.startswith("announce")]) == 3)
     assert failures["left"] == 0
 
 
@@ -107,7 +111,7 @@ async def test_neighbor_up_restates_the_routes(exabgp, health_server, plugin_con
     await fake.wait_for_line("announce")
     await fake.neighbor("down")
     await fake.neighbor("up")
-    await fake.wait_for(lambda lines: len([l for l in lines if l.startswith("announce")]) == 2)
+    await fake.wait_for(lambda lines: len([x for x in lines if x.startswith("announce")]) == 2)
 
 
 async def test_malformed_lines_from_exabgp_are_ignored(exabgp, health_server, plugin_config):

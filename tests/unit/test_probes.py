@@ -92,7 +92,9 @@ async def test_http_expected_status_set(http_server):
 
 async def test_http_body_substring_and_regex(http_server):
     base, _ = http_server
-    assert not (await probe_once(HttpProbe(HttpProbeConfig(url=f"{base}/health", expect_body="nope")))).ok
+    assert not (
+        await probe_once(HttpProbe(HttpProbeConfig(url=f"{base}/health", expect_body="nope")))
+    ).ok
     regex = HttpProbeConfig(url=f"{base}/health", expect_body_regex=r"^status: (ok|fine)$")
     assert (await probe_once(HttpProbe(regex))).ok
     wrong = HttpProbeConfig(url=f"{base}/health", expect_body_regex=r"^fine")
@@ -146,7 +148,9 @@ async def test_tcp_refused(unused_tcp_port):
 async def test_exec_exit_status():
     ok = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", "print('fine')"])))
     assert ok.ok and ok.detail == "fine"
-    bad = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", "raise SystemExit(3)"])))
+    bad = await probe_once(
+        ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", "raise SystemExit(3)"]))
+    )
     assert not bad.ok and bad.reason == "exit_nonzero" and "exit 3" in bad.detail
 
 
@@ -211,7 +215,9 @@ async def haproxy_socket(tmp_path):
 
 async def test_haproxy_min_up_and_capacity(haproxy_socket):
     path, _ = haproxy_socket
-    result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www", min_up=2)))
+    result = await probe_once(
+        HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www", min_up=2))
+    )
     assert result.ok and result.capacity == 0.5
     assert result.metrics["active_connections"] == 7
     too_many = HaproxyProbeConfig(socket=path, backend="web", min_up=3)
@@ -224,7 +230,9 @@ async def test_haproxy_min_up_and_capacity(haproxy_socket):
 async def test_haproxy_frontend_stopped_and_backend_missing(haproxy_socket):
     path, state = haproxy_socket
     state["reply"] = SHOW_STAT.replace(",OPEN,", ",STOP,")
-    result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www")))
+    result = await probe_once(
+        HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www"))
+    )
     assert result.reason == "frontend_closed"
     result = await probe_once(HaproxyProbe(HaproxyProbeConfig(socket=path, backend="api")))
     assert result.reason == "backend_missing"

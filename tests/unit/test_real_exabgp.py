@@ -1,0 +1,72 @@
+"""`announcer run` under a real ExaBGP 5.0: what goes on the wire."""
+
+import os
+import signal
+
+import pytest
+
+from tests.exabgp_pair import ExabgpPair
+
+pytestmark = pytest.mark.exabgp
+VIP = "192.0.2.10/32"
+
+
+@pytest.fixture
+def pair(tmp_path, unused_tcp_port_factory, health_server, plugin_config):
+    started = []
+
+    def make(ack: bool = True, **plugin) -> ExabgpPair:
+        config = plugin_config(health_server.url, vips=[VIP, "192.0.2.11/32"])
+        config.update(plugin)
+        p = ExabgpPair(tmp_path, unused_tcp_port_factory(), config, ack=ack)
+        started.append(p)
+        p.start()
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def announced(updates, prefix):
+    state = None
+    for kind, p in updates:
+        if p == prefix:
+            state = kind
+    return state == "announce"
+
+
+async def test_announce_and_withdraw_reach_the_wire(pair, health_server):
+    p = pair()
+    await _until(p, lambda u: announced(u, VIP) and announced(u, "192.0.2.11/32"))
+    await health_server.stop()
+    await _until(p, lambda u: ("withdraw", VIP) in u and ("withdraw", "192.0.2.11/32") in u)
+
+
+async def test_sigterm_withdraws_and_exabgp_respawns_the_plugin(pair, health_server):
+    p = pair()
+    await _until(p, lambda u: announced(u, VIP))
+    (pid,) = p.plugin_pids()
+    os.kill(pid, signal.SIGTERM)
+    await _until(p, lambda u: ("withdraw", VIP) in u)
+    # ExaBGP starts a new plugin, which announces again once its checks pass
+    await _until(p, lambda u: announced(u, VIP))
+
+
+async def test_works_with_exabgp_acks_turned_off(pair, health_server):
+    p = pair(ack=False)
+    await _until(p, lambda u: announced(u, VIP))
+    await health_server.stop()
+    await _until(p, lambda u: ("withdraw", VIP) in u)
+
+
+async def _until(p: ExabgpPair, predicate, timeout: float = 20.0) -> None:
+    # the health server runs on this event loop: wait without blocking it
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate(p.updates()):
+        if time.monotonic() > deadline:
+            p.wait_for(predicate, timeout=0)
+        await asyncio.sleep(0.1)
