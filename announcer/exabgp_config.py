@@ -22,13 +22,20 @@ def default_plugin_command(config_path: str) -> list[str]:
     return [*program, "run", "-c", str(Path(config_path).resolve())]
 
 
-def _families(config: Config) -> list[str]:
+def _families(config: Config, neighbor: NeighborConfig) -> list[str]:
+    """A session carries the VIPs of its own address family, and the other family's only
+    when no session of that family exists (so the router never gets the same VIP twice)."""
+    assert config.bgp is not None
+    has_v4 = any(not n.is_ipv6 for n in config.bgp.neighbors)
+    has_v6 = any(n.is_ipv6 for n in config.bgp.neighbors)
+    v4_vips = any(not vip.is_ipv6 for vip in config.vips)
+    v6_vips = any(vip.is_ipv6 for vip in config.vips)
     families = []
-    if any(not vip.is_ipv6 for vip in config.vips):
+    if v4_vips and (not neighbor.is_ipv6 or not has_v4):
         families.append("ipv4 unicast")
-    if any(vip.is_ipv6 for vip in config.vips):
+    if v6_vips and (neighbor.is_ipv6 or not has_v6):
         families.append("ipv6 unicast")
-    return families
+    return families or ["ipv6 unicast" if neighbor.is_ipv6 else "ipv4 unicast"]
 
 
 def _local_address(config: Config, neighbor: NeighborConfig) -> str:
@@ -53,8 +60,8 @@ def render_exabgp_config(config: Config, plugin_command: list[str]) -> str:
         "    encoder json;",
         "}",
     ]
-    families = _families(config)
     for neighbor in bgp.neighbors:
+        families = _families(config, neighbor)
         lines += [
             "",
             f"neighbor {neighbor.address} {{",
@@ -75,7 +82,7 @@ def render_exabgp_config(config: Config, plugin_command: list[str]) -> str:
         lines += [
             "    }",
             # graceful restart stays off: a crashed host must not keep attracting traffic
-            f"    api {PROCESS_NAME}-api {{",
+            "    api {",
             f"        processes [ {PROCESS_NAME} ];",
             "        neighbor-changes;",
             "    }",

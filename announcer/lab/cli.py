@@ -3,21 +3,61 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+from .lab import DEFAULT_WORKDIR, Lab, LabError
+from .topology import VIP_V4, VIP_V6
 
 __all__ = ["add_lab_parser", "run_lab_command"]
 
 
-def _run(args: argparse.Namespace) -> int:
-    return run_lab_command(args)
-
-
 def add_lab_parser(sub: Any) -> None:
-    p = sub.add_parser("lab", help="the namespace lab (needs root, FRR, nginx, HAProxy)")
+    p = sub.add_parser("lab", help="the namespace lab (root; FRR, nginx, HAProxy, ExaBGP)")
     p.add_argument("action", choices=("up", "down", "status", "demo"))
-    p.add_argument("--workdir", default="/tmp/announcer-lab")
-    p.set_defaults(func=_run)
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    p.add_argument("--hosts", type=int, default=3, help="LB hosts (the last runs HAProxy)")
+    p.set_defaults(func=run_lab_command)
+
+
+def _sigterm_to_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def print_status(lab: Lab) -> None:
+    if not lab.running():
+        print("no lab running")
+        return
+    print(f"BGP sessions established on r1: {lab.sessions_up()}")
+    for prefix in (VIP_V4, VIP_V6):
+        hops = lab.fib(prefix)
+        names = [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
+        print(f"r1 FIB {prefix}: {', '.join(names) or 'no route'}")
 
 
 def run_lab_command(args: argparse.Namespace) -> int:
-    raise SystemExit("the lab is not built yet")
+    signal.signal(signal.SIGTERM, _sigterm_to_exit)
+    lab = Lab(args.workdir, hosts=args.hosts)
+    try:
+        if args.action == "up":
+            lab.up()
+            print(f"lab up: r1, {', '.join(h.name for h in lab.hosts)}, client "
+                  f"(work folder {args.workdir}); `announcer lab down` removes it")
+            lab.wait_fib([h.name for h in lab.hosts])
+            print_status(lab)
+        elif args.action == "down":
+            lab.down()
+            print("lab down")
+        elif args.action == "status":
+            print_status(lab)
+        else:
+            from .demo import run_demo
+
+            return run_demo(lab)
+    except LabError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 1
+    return 0
