@@ -89,10 +89,13 @@ class Lab:
         workdir: Path = DEFAULT_WORKDIR,
         hosts: int = 3,
         plugin_overrides: Callable[[LbHost, dict[str, Any]], None] | None = None,
+        failing_at_start: frozenset[str] = frozenset(),
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts)
         self._plugin_overrides = plugin_overrides
+        self._failing_at_start = failing_at_start
+        self._children: list[subprocess.Popen[bytes]] = []
 
     # ---------------------------------------------------------------- names and paths
     @property
@@ -142,21 +145,37 @@ class Lab:
         for pid in _recorded_pids(self.workdir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for child in self._children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(5)
+        self._children.clear()
 
     def _prepare_workdir(self) -> None:
+        for parent in self.workdir.resolve().parents:
+            if parent.exists() and not os.stat(parent).st_mode & 0o001:
+                raise LabError(
+                    f"{parent} is not traversable by other users; FRR (user frr) needs to reach "
+                    f"{self.workdir}: choose another --workdir"
+                )
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         for namespace in self.namespaces:
             (self.dir(namespace) / "tmp").mkdir(parents=True)
+        self.workdir.chmod(0o755)
         (self.workdir / "lab.json").write_text(
             json.dumps({"namespaces": self.namespaces, "pids": []})
         )
 
-    def _record_pid(self, pid: int) -> None:
+    def _spawn(
+        self, namespace: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        process = spawn(namespace, argv, log, env)
+        self._children.append(process)
         path = self.workdir / "lab.json"
         state = json.loads(path.read_text())
-        state["pids"].append(pid)
+        state["pids"].append(process.pid)
         path.write_text(json.dumps(state))
+        return process
 
     def _build_network(self) -> None:
         for namespace in self.namespaces:
@@ -217,11 +236,9 @@ class Lab:
 
     def start_frr(self) -> None:
         d = self.dir(ROUTER)
-        zebra = spawn(ROUTER, self._frr_argv("zebra"), d / "zebra.out")
-        self._record_pid(zebra.pid)
+        self._spawn(ROUTER, self._frr_argv("zebra"), d / "zebra.out")
         _wait_until(lambda: (d / "zserv.api").exists(), 10, "zebra did not start")
-        bgpd = spawn(ROUTER, self._frr_argv("bgpd"), d / "bgpd.out")
-        self._record_pid(bgpd.pid)
+        self._spawn(ROUTER, self._frr_argv("bgpd"), d / "bgpd.out")
         _wait_until(lambda: (d / "bgpd.vty").exists(), 10, "bgpd did not start")
 
     def stop_frr(self) -> None:
@@ -293,6 +310,8 @@ class Lab:
         else:
             (d / "backends.conf").write_text(_render("nginx-backends.conf", dir=d, name=host.name))
             (d / "haproxy.cfg").write_text(_render("haproxy.cfg", dir=d, **listen))
+        if host.name in self._failing_at_start:
+            self.set_health_failing(host.name, True)
         self.start_service(host.name)
         if host.kind == "haproxy":
             self.start_backends(host.name)
@@ -311,17 +330,16 @@ class Lab:
         host, d = self.host(name), self.dir(name)
         if host.kind == "nginx":
             argv = ["nginx", "-c", str(d / "nginx.conf"), "-e", str(d / "nginx-error.log")]
-            process = spawn(name, argv, d / "nginx.out")
+            self._spawn(name, argv, d / "nginx.out")
         else:
             argv = ["haproxy", "-db", "-f", str(d / "haproxy.cfg")]
-            process = spawn(name, argv, d / "haproxy.out")
-        self._record_pid(process.pid)
+            self._spawn(name, argv, d / "haproxy.out")
         _wait_until(lambda: self._listening(name, 80), 10, f"{name}: LB did not start")
 
     def start_backends(self, name: str) -> None:
         d = self.dir(name)
         argv = ["nginx", "-c", str(d / "backends.conf"), "-e", str(d / "backends-error.log")]
-        self._record_pid(spawn(name, argv, d / "backends.out").pid)
+        self._spawn(name, argv, d / "backends.out")
         _wait_until(lambda: self._listening(name, 8082), 10, f"{name}: no backends")
 
     def _listening(self, namespace: str, port: int) -> bool:
@@ -340,10 +358,8 @@ class Lab:
             "exabgp.log.destination": "stdout",
             "exabgp.log.level": "INFO",
         }
-        process = spawn(name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")],
-                        d / "exabgp.log", env)
-        self._record_pid(process.pid)
-        (d / "exabgp.pid").write_text(str(process.pid))
+        self._spawn(name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")],
+                    d / "exabgp.log", env)
 
     # ---------------------------------------------------------------- what to break
     def _pids(self, namespace: str, *fragments: str) -> list[int]:
@@ -461,9 +477,7 @@ class Lab:
     def start_client(self, url: str, count: int, interval_s: float, log: Path) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "announcer.lab.traffic", "--url", url, "--count", str(count),
                 "--interval", str(interval_s), "--timeout", "1"]
-        process = spawn(CLIENT, argv, log)
-        self._record_pid(process.pid)
-        return process
+        return self._spawn(CLIENT, argv, log)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,67 @@
+"""Lab tests need root, FRR, nginx, HAProxy and ExaBGP. In CI (CI=true) a missing piece is a
+failure, never a skip, so the lab tests cannot pass by not running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from announcer.lab.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "not root"
+    for tool in ("nginx", "haproxy", "vtysh", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} missing"
+    if not Path("/usr/lib/frr/bgpd").exists():
+        return "FRR missing"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/lab" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture
+def lab_factory() -> Iterator[Callable[..., Lab]]:
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"lab tests cannot run in CI: {reason}")
+        pytest.skip(f"lab needs {reason}")
+    labs: list[Lab] = []
+
+    def make(**kwargs) -> Lab:
+        # not under pytest's tmp_path: that is private to root, and FRR runs as user frr
+        lab = Lab(Path(tempfile.mkdtemp(prefix="announcer-lab-test-")), **kwargs)
+        labs.append(lab)
+        lab.up()
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(lab_factory) -> Lab:
+    lab = lab_factory()
+    lab.wait_fib(ALL)
+    lab.wait_fib(ALL, VIP6)
+    return lab
+
+
+ALL = ["lb1", "lb2", "lb3"]
+VIP6 = "2001:db8:100::10/128"
