@@ -1,0 +1,137 @@
+"""`announcer lab demo`: the lab, live. Up, traffic, a failure, a drain, a summary, down."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .lab import Lab
+from .topology import CLIENT, ROUTER, VIP_V4, VIP_V6
+
+__all__ = ["run_demo"]
+
+_TTY = sys.stdout.isatty()
+
+
+def _style(code: str, text: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if _TTY else text
+
+
+class Narrator:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def step(self, text: str) -> None:
+        print(f"\n{_style('1;36', '==>')} {_style('1', text)}", flush=True)
+
+    def say(self, text: str) -> None:
+        print(f"    [{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
+
+
+def _names(lab: Lab, prefix: str) -> list[str]:
+    hops = lab.fib(prefix)
+    return [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
+
+
+def _show_fib(lab: Lab, n: Narrator) -> None:
+    for prefix in (VIP_V4, VIP_V6):
+        names = _names(lab, prefix)
+        n.say(f"{ROUTER} FIB {prefix:<22} next hops: {', '.join(names) or 'none'}")
+
+
+def _spread(results: list[dict[str, Any]], n: Narrator) -> None:
+    served = collections.Counter(str(r.get("server", "")).split("-")[0] for r in results if r["ok"])
+    total = len(results)
+    for name, count in sorted(served.items()):
+        bar = "#" * round(40 * count / max(total, 1))
+        n.say(f"  {name:<4} {count:>4} requests {bar}")
+    failed = total - sum(served.values())
+    n.say(f"  {total} requests, {failed} failed")
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def run_demo(lab: Lab) -> int:
+    n = Narrator()
+    summary: dict[str, str] = {}
+    try:
+        n.step(f"Building the lab: {ROUTER} (FRR), {', '.join(h.name for h in lab.hosts)} "
+               f"(nginx/HAProxy + ExaBGP + announcer), {CLIENT}")
+        lab.up()
+        names = [h.name for h in lab.hosts]
+        for host in lab.hosts:
+            n.say(f"{host.name}: {host.kind:<7} AS{host.asn}  {host.v4}  {host.v6}")
+        waited = lab.wait_fib(names)
+        lab.wait_fib(names, VIP_V6)
+        n.say(f"every host announced {VIP_V4} and {VIP_V6} within {waited:.2f}s")
+        n.say(f"BGP sessions established on {ROUTER}: {lab.sessions_up()}")
+        _show_fib(lab, n)
+
+        n.step("Client traffic: a new connection per request, spread by the router's ECMP")
+        _spread(lab.client_requests(90), n)
+
+        traffic_log = lab.workdir / "client-traffic.jsonl"
+        background = lab.start_client("http://192.0.2.10/", count=400, interval_s=0.05,
+                                      log=traffic_log)
+        n.say("background traffic: 20 requests/s until the end of the demo")
+        time.sleep(1.0)
+
+        victim = lab.hosts[0].name
+        n.step(f"Failure: stopping nginx on {victim}")
+        stopped = time.monotonic()
+        lab.stop_service(victim)
+        rest = [name for name in names if name != victim]
+        lab.wait_fib(rest)
+        failover = time.monotonic() - stopped
+        n.say(f"{ROUTER} dropped {victim} from the FIB {failover:.3f}s after nginx stopped")
+        _show_fib(lab, n)
+        summary["failover (nginx stop -> FIB)"] = f"{failover:.3f}s"
+
+        n.step(f"Recovery: starting nginx on {victim}")
+        started = time.monotonic()
+        lab.start_service(victim)
+        lab.wait_fib(names)
+        recovery = time.monotonic() - started
+        n.say(f"{victim} back in the FIB after {recovery:.3f}s (rise 3 checks)")
+        time.sleep(1.0)
+        summary["recovery (nginx start -> FIB)"] = f"{recovery:.3f}s"
+
+        drained = lab.hosts[1].name
+        n.step(f"Drain: `announcer drain` on {drained} (operator maintenance)")
+        n.say(lab.announcer(drained, "drain", "--reason", "demo maintenance").strip())
+        lab.wait_fib([name for name in names if name != drained])
+        n.say(f"{drained} left the FIB; its nginx keeps running")
+        _show_fib(lab, n)
+        n.say(lab.announcer(drained, "undrain").strip())
+        lab.wait_fib(names)
+        n.say(f"{drained} is back")
+        _show_fib(lab, n)
+
+        background.terminate()
+        background.wait(5)
+        results = _read_log(traffic_log)
+        failed = [r for r in results if not r["ok"]]
+        n.step("Background traffic during the failure and the drain")
+        _spread(results, n)
+        if failed:
+            first, last = failed[0]["t"], failed[-1]["t"]
+            n.say(f"failed requests fell within {last - first:.2f}s, while {victim} was "
+                  "leaving (a stopped nginx refuses connections until the route is gone)")
+        summary["requests during failure + drain"] = f"{len(results)} sent, {len(failed)} failed"
+
+        n.step("Summary")
+        for key, value in summary.items():
+            n.say(f"{key:<34} {value}")
+        return 0
+    finally:
+        n.step("Tearing the lab down")
+        lab.down()
+        n.say("namespaces, links and processes removed")
