@@ -125,12 +125,18 @@ IpAddress = Annotated[str, AfterValidator(_ip)]
 
 
 class NeighborConfig(_Strict):
-    address: IpAddress
-    peer_as: Asn
-    local_address: IpAddress | None = None
+    address: IpAddress = Field(description="the router's address")
+    peer_as: Asn = Field(description="the router's AS")
+    local_address: IpAddress | None = Field(
+        default=None,
+        description="our address on this session (next-hop self); default: "
+        "bgp.local_address, then router_id; must be of the neighbor's family",
+    )
     port: int | None = Field(default=None, ge=1, le=65535, description="TCP port to connect to")
     hold_time: int = Field(default=9, description="BGP hold time in seconds: 0 or 3-65535")
-    description: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 ._-]{0,64}$")
+    description: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9 ._-]{0,64}$", description="free text for ExaBGP"
+    )
 
     @field_validator("hold_time")
     @classmethod
@@ -145,12 +151,12 @@ class NeighborConfig(_Strict):
 
 
 class BgpConfig(_Strict):
-    local_as: Asn
-    router_id: Annotated[str, AfterValidator(_ip)]
+    local_as: Asn = Field(description="this host's AS")
+    router_id: Annotated[str, AfterValidator(_ip)] = Field(description="an IPv4 address")
     local_address: IpAddress | None = Field(
         default=None, description="source address of the sessions; default: router_id"
     )
-    neighbors: list[NeighborConfig] = Field(min_length=1)
+    neighbors: list[NeighborConfig] = Field(min_length=1, description="the upstream routers")
 
     @field_validator("router_id")
     @classmethod
@@ -161,11 +167,13 @@ class BgpConfig(_Strict):
 
 
 class CheckConfig(_Strict):
-    http: HttpProbeConfig | None = None
-    tcp: TcpProbeConfig | None = None
-    exec: ExecProbeConfig | None = None
-    haproxy: HaproxyProbeConfig | None = None
-    nginx: NginxProbeConfig | None = None
+    http: HttpProbeConfig | None = Field(default=None, description="an HTTP(S) GET probe")
+    tcp: TcpProbeConfig | None = Field(default=None, description="a TCP connect probe")
+    exec: ExecProbeConfig | None = Field(default=None, description="run a program, exit 0 = ok")
+    haproxy: HaproxyProbeConfig | None = Field(
+        default=None, description="HAProxy runtime API (show stat)"
+    )
+    nginx: NginxProbeConfig | None = Field(default=None, description="nginx stub_status page")
     interval: Duration = Field(default=1.0, gt=0, description="time between probes when settled")
     fast_interval: Duration = Field(
         default=0.1, gt=0, description="time between probes while a change is being confirmed"
@@ -208,17 +216,31 @@ class CheckConfig(_Strict):
 
 
 class VipConfig(_Strict):
-    prefix: str
-    checks: list[str] = Field(min_length=1)
-    require: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
-    next_hop: str = "self"
-    med: int = Field(default=100, ge=0, le=MAX_ASN)
-    as_path_prepend: int = Field(default=0, ge=0, le=10)
+    prefix: str = Field(description="a /32 or /128 (a subnet only with allow_subnet)")
+    checks: list[str] = Field(min_length=1, description="names of checks under `checks:`")
+    require: Literal["all", "any"] | Annotated[int, Field(ge=1)] = Field(
+        default="all", description="all, any, or the number of checks that must be up"
+    )
+    next_hop: str = Field(default="self", description="self, or an address of the VIP's family")
+    med: int = Field(
+        default=100, ge=0, le=MAX_ASN, description="always sent: routers take a missing MED as 0"
+    )
+    as_path_prepend: int = Field(
+        default=0, ge=0, le=10, description="extra copies of local_as (2 makes a standby host)"
+    )
     origin: Literal["igp", "egp", "incomplete"] = "igp"
-    communities: list[Community] = Field(default_factory=list)
-    large_communities: list[LargeCommunity] = Field(default_factory=list)
-    extended_communities: list[ExtendedCommunity] = Field(default_factory=list)
-    allow_subnet: bool = False
+    communities: list[Community] = Field(
+        default_factory=list, description="ASN:VALUE (16-bit each) or no-export, no-advertise..."
+    )
+    large_communities: list[LargeCommunity] = Field(
+        default_factory=list, description="A:B:C (32-bit each)"
+    )
+    extended_communities: list[ExtendedCommunity] = Field(
+        default_factory=list, description="target:ASN:N, origin:ASN:N, target:IP:N"
+    )
+    allow_subnet: bool = Field(
+        default=False, description="allow a prefix shorter than a host route"
+    )
 
     @field_validator("next_hop")
     @classmethod
@@ -297,9 +319,13 @@ class ExabgpConfig(_Strict):
 
 
 class Config(_Strict):
-    bgp: BgpConfig | None = None
-    checks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], CheckConfig]
-    vips: list[VipConfig] = Field(min_length=1)
+    bgp: BgpConfig | None = Field(
+        default=None, description="sessions, for exabgp-config and next-hop sanity checks"
+    )
+    checks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], CheckConfig] = Field(
+        description="named health checks"
+    )
+    vips: list[VipConfig] = Field(min_length=1, description="the routes to announce")
     drain: DrainConfig = Field(default_factory=DrainConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)

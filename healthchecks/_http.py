@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
@@ -19,11 +19,13 @@ class HttpTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str
-    host: str | None = None
-    ca_file: str | None = None
-    insecure: bool = False
-    reuse_connections: bool = False
+    url: str = Field(description="http:// or https:// URL")
+    host: str | None = Field(default=None, description="Host header to send")
+    ca_file: str | None = Field(default=None, description="CA bundle to verify HTTPS against")
+    insecure: bool = Field(default=False, description="do not verify HTTPS certificates")
+    reuse_connections: bool = Field(
+        default=False, description="keep connections open between probes (hides a dead listener)"
+    )
 
     @field_validator("url")
     @classmethod

@@ -25,8 +25,8 @@ class ExecProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["exec"] = "exec"
-    argv: list[str] = Field(min_length=1)
-    env: dict[str, str] = Field(default_factory=dict)
+    argv: list[str] = Field(min_length=1, description="program and arguments; never a shell")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment")
 
     @field_validator("argv")
     @classmethod

@@ -31,10 +31,12 @@ class HaproxyProbeConfig(BaseModel):
 
     type: Literal["haproxy"] = "haproxy"
     socket: str = Field(description="UNIX socket path, or host:port of a TCP stats socket")
-    backend: str = Field(min_length=1)
-    frontend: str | None = None
-    min_up: int | None = Field(default=None, ge=1)
-    min_up_ratio: float | None = Field(default=None, gt=0, le=1)
+    backend: str = Field(min_length=1, description="backend whose servers must be UP")
+    frontend: str | None = Field(default=None, description="frontend that must be OPEN")
+    min_up: int | None = Field(default=None, ge=1, description="UP servers needed (default 1)")
+    min_up_ratio: float | None = Field(
+        default=None, gt=0, le=1, description="share of servers that must be UP"
+    )
 
     @field_validator("socket")
     @classmethod

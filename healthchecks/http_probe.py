@@ -15,9 +15,11 @@ __all__ = ["HttpProbe", "HttpProbeConfig"]
 
 class HttpProbeConfig(HttpTarget):
     type: Literal["http"] = "http"
-    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
-    expect_body: str | None = None
-    expect_body_regex: str | None = None
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200], min_length=1, description="status codes that pass"
+    )
+    expect_body: str | None = Field(default=None, description="substring the body must hold")
+    expect_body_regex: str | None = Field(default=None, description="regex the body must match")
 
     @field_validator("expect_status")
     @classmethod

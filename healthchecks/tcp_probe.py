@@ -19,10 +19,10 @@ class TcpProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["tcp"] = "tcp"
-    host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
-    send: str | None = None
-    expect: str | None = None
+    host: str = Field(default="127.0.0.1", description="address to connect to")
+    port: int = Field(ge=1, le=65535, description="port to connect to")
+    send: str | None = Field(default=None, description="text to send once connected")
+    expect: str | None = Field(default=None, description="text the reply must contain")
 
 
 class TcpProbe:

@@ -44,8 +44,10 @@ def run_lab_command(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             lab.up()
-            print(f"lab up: r1, {', '.join(h.name for h in lab.hosts)}, client "
-                  f"(work folder {args.workdir}); `announcer lab down` removes it")
+            print(
+                f"lab up: r1, {', '.join(h.name for h in lab.hosts)}, client "
+                f"(work folder {args.workdir}); `announcer lab down` removes it"
+            )
             lab.wait_fib([h.name for h in lab.hosts])
             print_status(lab)
         elif args.action == "down":

@@ -63,8 +63,10 @@ def run_demo(lab: Lab) -> int:
     n = Narrator()
     summary: dict[str, str] = {}
     try:
-        n.step(f"Building the lab: {ROUTER} (FRR), {', '.join(h.name for h in lab.hosts)} "
-               f"(nginx/HAProxy + ExaBGP + announcer), {CLIENT}")
+        n.step(
+            f"Building the lab: {ROUTER} (FRR), {', '.join(h.name for h in lab.hosts)} "
+            f"(nginx/HAProxy + ExaBGP + announcer), {CLIENT}"
+        )
         lab.up()
         names = [h.name for h in lab.hosts]
         for host in lab.hosts:
@@ -79,8 +81,9 @@ def run_demo(lab: Lab) -> int:
         _spread(lab.client_requests(90), n)
 
         traffic_log = lab.workdir / "client-traffic.jsonl"
-        background = lab.start_client("http://192.0.2.10/", count=400, interval_s=0.05,
-                                      log=traffic_log)
+        background = lab.start_client(
+            "http://192.0.2.10/", count=400, interval_s=0.05, log=traffic_log
+        )
         n.say("background traffic: 20 requests/s until the end of the demo")
         time.sleep(1.0)
 
@@ -123,8 +126,10 @@ def run_demo(lab: Lab) -> int:
         _spread(results, n)
         if failed:
             first, last = failed[0]["t"], failed[-1]["t"]
-            n.say(f"failed requests fell within {last - first:.2f}s, while {victim} was "
-                  "leaving (a stopped nginx refuses connections until the route is gone)")
+            n.say(
+                f"failed requests fell within {last - first:.2f}s, while {victim} was "
+                "leaving (a stopped nginx refuses connections until the route is gone)"
+            )
         summary["requests during failure + drain"] = f"{len(results)} sent, {len(failed)} failed"
 
         n.step("Summary")

@@ -9,6 +9,7 @@ and stop it even after the process that started it died.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import json
 import os
@@ -195,8 +196,20 @@ class Lab:
         ip("-n", ROUTER, "addr", "add", f"{ROUTER_V6}/64", "dev", "lan", "nodad")
         ip("-n", ROUTER, "link", "set", "lan", "up")
         for host in self.hosts:
-            ip("link", "add", "eth0", "netns", host.name, "type", "veth",
-               "peer", "name", host.name, "netns", ROUTER)
+            ip(
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                host.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                host.name,
+                "netns",
+                ROUTER,
+            )
             ip("-n", ROUTER, "link", "set", host.name, "master", "lan", "up")
             ip("-n", host.name, "addr", "add", f"{host.v4}/{LAN_V4_PREFIXLEN}", "dev", "eth0")
             ip("-n", host.name, "addr", "add", f"{host.v6}/64", "dev", "eth0", "nodad")
@@ -205,8 +218,20 @@ class Lab:
             ip("-n", host.name, "-6", "route", "add", "default", "via", ROUTER_V6)
             ip("-n", host.name, "addr", "add", VIP_V4, "dev", "lo")
             ip("-n", host.name, "addr", "add", VIP_V6, "dev", "lo")
-        ip("link", "add", "eth0", "netns", CLIENT, "type", "veth",
-           "peer", "name", CLIENT, "netns", ROUTER)
+        ip(
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            CLIENT,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            CLIENT,
+            "netns",
+            ROUTER,
+        )
         ip("-n", ROUTER, "addr", "add", f"{ROUTER_CLIENT_V4}/24", "dev", CLIENT)
         ip("-n", ROUTER, "addr", "add", f"{ROUTER_CLIENT_V6}/64", "dev", CLIENT, "nodad")
         ip("-n", ROUTER, "link", "set", CLIENT, "up")
@@ -219,8 +244,9 @@ class Lab:
     # ---------------------------------------------------------------- the router
     def _start_router(self) -> None:
         d = self.dir(ROUTER)
-        (d / "zebra.conf").write_text(_render("frr/zebra.conf", workdir=self.workdir))
-        (d / "bgpd.conf").write_text(_render("frr/bgpd.conf", workdir=self.workdir))
+        # the very files deploy/lab/compose.yaml mounts: no templating
+        for daemon in ("zebra", "bgpd"):
+            shutil.copy(deploy_dir() / "frr" / f"{daemon}.conf", d / f"{daemon}.conf")
         # FRR drops to user frr: its folder must belong to it
         shutil.chown(d, "frr", "frr")
         for path in d.iterdir():
@@ -230,8 +256,21 @@ class Lab:
     def _frr_argv(self, daemon: str) -> list[str]:
         d = self.dir(ROUTER)
         return [
-            str(FRR_BIN / daemon), "-f", str(d / f"{daemon}.conf"), "-i", str(d / f"{daemon}.pid"),
-            "-z", str(d / "zserv.api"), "--vty_socket", str(d), "-P", "0",
+            str(FRR_BIN / daemon),
+            "-f",
+            str(d / f"{daemon}.conf"),
+            "-i",
+            str(d / f"{daemon}.pid"),
+            "-z",
+            str(d / "zserv.api"),
+            "--vty_socket",
+            str(d),
+            "-P",
+            "0",
+            "--log",
+            f"file:{d / daemon}.log",
+            "--log-level",
+            "informational",
         ]
 
     def start_frr(self) -> None:
@@ -247,14 +286,17 @@ class Lab:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
                 pid = int(pid_file.read_text())
                 os.kill(pid, signal.SIGTERM)
-                _wait_until(lambda p=pid: not _alive(p), 10, f"{daemon} did not stop")
+                _wait_until(functools.partial(_gone, pid), 10, f"{daemon} did not stop")
             (self.dir(ROUTER) / f"{daemon}.vty").unlink(missing_ok=True)
         (self.dir(ROUTER) / "zserv.api").unlink(missing_ok=True)
 
     def vtysh(self, command: str) -> str:
         result = subprocess.run(
             ["vtysh", "--vty_socket", str(self.vty), "-c", command],
-            capture_output=True, text=True, check=False, timeout=10,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
         )
         if result.returncode != 0:
             raise LabError(f"vtysh {command!r}: {result.stderr.strip() or result.stdout.strip()}")
@@ -272,13 +314,21 @@ class Lab:
                 "router_id": host.v4,
                 "neighbors": [
                     {"address": ROUTER_V4, "peer_as": ROUTER_AS, "hold_time": 3},
-                    {"address": ROUTER_V6, "peer_as": ROUTER_AS, "hold_time": 3,
-                     "local_address": host.v6},
+                    {
+                        "address": ROUTER_V6,
+                        "peer_as": ROUTER_AS,
+                        "hold_time": 3,
+                        "local_address": host.v6,
+                    },
                 ],
             },
             "checks": {
-                "web": {"http": {"url": "http://127.0.0.1/health", "expect_body": "ok"},
-                        "interval": "1s", "fast_interval": "100ms", "timeout": "250ms"},
+                "web": {
+                    "http": {"url": "http://127.0.0.1/health", "expect_body": "ok"},
+                    "interval": "1s",
+                    "fast_interval": "100ms",
+                    "timeout": "250ms",
+                },
             },
             "vips": [
                 {"prefix": VIP_V4, "checks": ["web", "lb"]},
@@ -288,13 +338,22 @@ class Lab:
             "api": {"listen": "127.0.0.1:9180"},
         }
         if host.kind == "nginx":
-            config["checks"]["lb"] = {"nginx": {"url": "http://127.0.0.1/nginx_status"},
-                                      "interval": "1s", "timeout": "250ms"}
+            config["checks"]["lb"] = {
+                "nginx": {"url": "http://127.0.0.1/nginx_status"},
+                "interval": "1s",
+                "timeout": "250ms",
+            }
         else:
             config["checks"]["lb"] = {
-                "haproxy": {"socket": str(d / "haproxy.sock"), "frontend": "www",
-                            "backend": "web", "min_up": 1},
-                "interval": "1s", "fast_interval": "100ms", "timeout": "250ms",
+                "haproxy": {
+                    "socket": str(d / "haproxy.sock"),
+                    "frontend": "www",
+                    "backend": "web",
+                    "min_up": 1,
+                },
+                "interval": "1s",
+                "fast_interval": "100ms",
+                "timeout": "250ms",
             }
         if self._plugin_overrides is not None:
             self._plugin_overrides(host, config)
@@ -304,9 +363,7 @@ class Lab:
         d = self.dir(host.name)
         listen = {"listen_v4": "0.0.0.0:80", "listen_v6": "[::]:80"}
         if host.kind == "nginx":
-            (d / "nginx.conf").write_text(
-                _render("nginx-lb.conf", dir=d, name=host.name, **listen)
-            )
+            (d / "nginx.conf").write_text(_render("nginx-lb.conf", dir=d, name=host.name, **listen))
         else:
             (d / "backends.conf").write_text(_render("nginx-backends.conf", dir=d, name=host.name))
             (d / "haproxy.cfg").write_text(_render("haproxy.cfg", dir=d, **listen))
@@ -318,7 +375,9 @@ class Lab:
         (d / "announcer.yaml").write_text(yaml.safe_dump(self.plugin_config(host), sort_keys=False))
         rendered = subprocess.run(
             [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if rendered.returncode != 0:
             raise LabError(f"{host.name}: exabgp-config failed: {rendered.stderr}")
@@ -345,7 +404,9 @@ class Lab:
     def _listening(self, namespace: str, port: int) -> bool:
         out = netns_exec(namespace, "ss", "-Hltn", check=False)
         return any(
-            line.split()[3].endswith(f":{port}") for line in out.splitlines() if len(line.split()) > 3
+            line.split()[3].endswith(f":{port}")
+            for line in out.splitlines()
+            if len(line.split()) > 3
         )
 
     def start_exabgp(self, name: str) -> None:
@@ -358,8 +419,9 @@ class Lab:
             "exabgp.log.destination": "stdout",
             "exabgp.log.level": "INFO",
         }
-        self._spawn(name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")],
-                    d / "exabgp.log", env)
+        self._spawn(
+            name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")], d / "exabgp.log", env
+        )
 
     # ---------------------------------------------------------------- what to break
     def _pids(self, namespace: str, *fragments: str) -> list[int]:
@@ -376,7 +438,9 @@ class Lab:
     def service_pids(self, name: str) -> list[int]:
         host, d = self.host(name), self.dir(name)
         if host.kind == "nginx":
-            return self._pids(name, "nginx", str(d / "nginx.conf")) + self._pids(name, "nginx: worker")
+            return self._pids(name, "nginx", str(d / "nginx.conf")) + self._pids(
+                name, "nginx: worker"
+            )
         return self._pids(name, "haproxy", str(d / "haproxy.cfg"))
 
     def stop_service(self, name: str, signum: int = signal.SIGTERM) -> None:
@@ -426,8 +490,9 @@ class Lab:
 
     def announcer(self, name: str, *args: str) -> str:
         """Run the announcer CLI inside a host (its API listens on that host's loopback)."""
-        return netns_exec(name, str(BIN / "announcer"), *args, "-c",
-                          str(self.dir(name) / "announcer.yaml"))
+        return netns_exec(
+            name, str(BIN / "announcer"), *args, "-c", str(self.dir(name) / "announcer.yaml")
+        )
 
     # ---------------------------------------------------------------- what the router sees
     def fib(self, prefix: str = VIP_V4) -> dict[str, int]:
@@ -452,31 +517,65 @@ class Lab:
         """Wait until the FIB's next hops are exactly these hosts; return the seconds waited."""
         want = self.host_addresses(names, prefix)
         started = time.monotonic()
-        _wait_until(lambda: set(self.fib(prefix)) == want, timeout,
-                    lambda: f"FIB for {prefix} is {sorted(self.fib(prefix))}, want {sorted(want)}",
-                    poll_s=0.01)
+        _wait_until(
+            lambda: set(self.fib(prefix)) == want,
+            timeout,
+            lambda: f"FIB for {prefix} is {sorted(self.fib(prefix))}, want {sorted(want)}",
+            poll_s=0.01,
+        )
         return time.monotonic() - started
 
     def sessions_up(self) -> int:
         summary = self.vtysh_json("show bgp summary json")
         return sum(
-            1 for family in summary.values() if isinstance(family, dict)
-            for peer in family.get("peers", {}).values() if peer.get("state") == "Established"
+            1
+            for family in summary.values()
+            if isinstance(family, dict)
+            for peer in family.get("peers", {}).values()
+            if peer.get("state") == "Established"
         )
 
     # ---------------------------------------------------------------- the client
-    def client_requests(self, count: int, url: str = "http://192.0.2.10/",
-                        interval_s: float = 0.0, timeout_s: float = 1.0) -> list[dict[str, Any]]:
+    def client_requests(
+        self,
+        count: int,
+        url: str = "http://192.0.2.10/",
+        interval_s: float = 0.0,
+        timeout_s: float = 1.0,
+    ) -> list[dict[str, Any]]:
         out = netns_exec(
-            CLIENT, sys.executable, "-m", "announcer.lab.traffic", "--url", url,
-            "--count", str(count), "--interval", str(interval_s), "--timeout", str(timeout_s),
+            CLIENT,
+            sys.executable,
+            "-m",
+            "announcer.lab.traffic",
+            "--url",
+            url,
+            "--count",
+            str(count),
+            "--interval",
+            str(interval_s),
+            "--timeout",
+            str(timeout_s),
             timeout=count * (interval_s + timeout_s) + 30,
         )
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
-    def start_client(self, url: str, count: int, interval_s: float, log: Path) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "announcer.lab.traffic", "--url", url, "--count", str(count),
-                "--interval", str(interval_s), "--timeout", "1"]
+    def start_client(
+        self, url: str, count: int, interval_s: float, log: Path
+    ) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable,
+            "-m",
+            "announcer.lab.traffic",
+            "--url",
+            url,
+            "--count",
+            str(count),
+            "--interval",
+            str(interval_s),
+            "--timeout",
+            "1",
+        ]
         return self._spawn(CLIENT, argv, log)
 
 
@@ -505,8 +604,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
+
+
 def _wait_until(
-    predicate: Callable[[], bool], timeout: float, message: str | Callable[[], str],
+    predicate: Callable[[], bool],
+    timeout: float,
+    message: str | Callable[[], str],
     poll_s: float = 0.05,
 ) -> None:
     deadline = time.monotonic() + timeout

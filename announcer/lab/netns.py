@@ -46,7 +46,10 @@ def existing_namespaces() -> set[str]:
 def netns_exec(namespace: str, *argv: str, check: bool = True, timeout: float = 30) -> str:
     result = subprocess.run(
         ["ip", "netns", "exec", namespace, *argv],
-        capture_output=True, text=True, check=False, timeout=timeout,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise LabError(f"{namespace}: {' '.join(argv)}: {result.stderr.strip() or result.stdout}")
@@ -60,8 +63,11 @@ def spawn(
     with open(log, "ab") as out:
         return subprocess.Popen(
             ["ip", "netns", "exec", namespace, *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
 
 

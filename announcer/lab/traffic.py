@@ -18,16 +18,27 @@ __all__ = ["main", "one_request"]
 def one_request(url: str, timeout_s: float) -> dict[str, object]:
     parts = urlsplit(url)
     started = time.time()
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout_s)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "", parts.port or 80, timeout=timeout_s
+    )
     try:
         connection.request("GET", parts.path or "/", headers={"Connection": "close"})
         response = connection.getresponse()
         body = response.read(256).decode(errors="replace").strip()
-        return {"t": started, "ok": response.status == 200, "status": response.status,
-                "server": body, "ms": round((time.time() - started) * 1000, 2)}
+        return {
+            "t": started,
+            "ok": response.status == 200,
+            "status": response.status,
+            "server": body,
+            "ms": round((time.time() - started) * 1000, 2),
+        }
     except (OSError, http.client.HTTPException) as exc:
-        return {"t": started, "ok": False, "error": type(exc).__name__,
-                "ms": round((time.time() - started) * 1000, 2)}
+        return {
+            "t": started,
+            "ok": False,
+            "error": type(exc).__name__,
+            "ms": round((time.time() - started) * 1000, 2),
+        }
     finally:
         connection.close()
 

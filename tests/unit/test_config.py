@@ -202,3 +202,13 @@ def test_durations():
     )
     check = config.checks["web"]
     assert (check.interval, check.timeout, check.fast_interval) == (120.0, 0.25, 0.25)
+
+
+def test_configuration_reference_is_generated_from_the_models():
+    from announcer.docgen import BEGIN, END, render_reference
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    generated = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert generated == render_reference().strip(), (
+        "docs/configuration.md is stale: run python -m announcer.docgen docs/configuration.md"
+    )

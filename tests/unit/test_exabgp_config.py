@@ -14,7 +14,9 @@ EXABGP = Path(sys.executable).parent / "exabgp"
 def render(config: Path) -> str:
     return subprocess.run(
         [sys.executable, "-m", "announcer", "exabgp-config", "-c", str(config)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 

@@ -1,0 +1,57 @@
+"""Entry point of an LB container in deploy/lab/compose.yaml: the same host setup as the
+namespace lab (plugin config, nginx or HAProxy, ExaBGP), inside one container."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .lab import BIN, Lab, _render
+from .topology import VIP_V4, VIP_V6
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    name = (argv or sys.argv[1:])[0]
+    hosts = int(os.environ.get("LAB_HOSTS", "3"))
+    lab = Lab(Path("/run"), hosts=hosts)
+    host = lab.host(name)
+    d = Path("/run/lab") / name
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    for vip in (VIP_V4, VIP_V6):
+        subprocess.run(["ip", "addr", "replace", vip, "dev", "lo"], check=True)
+    listen = {"listen_v4": "0.0.0.0:80", "listen_v6": "[::]:80"}
+    if host.kind == "nginx":
+        (d / "nginx.conf").write_text(_render("nginx-lb.conf", dir=d, name=name, **listen))
+        subprocess.Popen(["nginx", "-c", str(d / "nginx.conf")])
+    else:
+        (d / "backends.conf").write_text(_render("nginx-backends.conf", dir=d, name=name))
+        (d / "haproxy.cfg").write_text(_render("haproxy.cfg", dir=d, **listen))
+        subprocess.Popen(["nginx", "-c", str(d / "backends.conf")])
+        subprocess.Popen(["haproxy", "-db", "-f", str(d / "haproxy.cfg")])
+    lab.workdir = Path("/run/lab")
+    (d / "announcer.yaml").write_text(yaml.safe_dump(lab.plugin_config(host), sort_keys=False))
+    rendered = subprocess.run(
+        [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (d / "exabgp.conf").write_text(rendered)
+    env = {
+        **os.environ,
+        "exabgp.api.cli": "false",
+        "exabgp.daemon.user": "root",
+        "exabgp.log.destination": "stdout",
+    }
+    os.execve(str(BIN / "exabgp"), [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")], env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
