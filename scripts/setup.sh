@@ -23,6 +23,16 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-echo "setup: ready ($(.venv/bin/exabgp version 2>/dev/null | head -1 || echo 'exabgp ?'))"
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "setup: installing the Python dependencies failed" >&2
+    exit 1
+fi
+rm -f "$log"
+.venv/bin/python - <<'PY'
+from importlib.metadata import version
+print(f"setup: ready (exabgp {version('exabgp')}, announcer {version('announcer')})")
+PY
