@@ -49,6 +49,7 @@ class ApiState:
         self.token = token
         self.heartbeat = time.monotonic()
         self.posts_allowed = True
+        self.reload: Callable[[], list[str]] | None = None
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)
@@ -146,6 +147,20 @@ async def undrain(request: web.Request) -> web.Response:
     return web.json_response({"undrained": vips})
 
 
+async def reload(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.posts_allowed:
+        return _error(503, "changes are disabled: api.token_file is unreadable or empty")
+    if not _authorized(request):
+        return _error(401, "missing or wrong bearer token")
+    if state.reload is None:
+        return _error(501, "reload is not available")
+    problems = state.reload()
+    if problems:
+        return _error(400, "invalid configuration; the running one stays", problems=problems)
+    return web.json_response({"reloaded": True})
+
+
 def build_app(state: ApiState) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
@@ -154,4 +169,5 @@ def build_app(state: ApiState) -> web.Application:
     app.router.add_get("/v1/status", status)
     app.router.add_post("/v1/drain", drain)
     app.router.add_post("/v1/undrain", undrain)
+    app.router.add_post("/v1/reload", reload)
     return app

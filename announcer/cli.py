@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format, args.log_level)
     config = _load(args.config)
-    return asyncio.run(run_plugin(config))
+    return asyncio.run(run_plugin(config, config_path=args.config))
 
 
 def cmd_exabgp_config(args: argparse.Namespace) -> int:

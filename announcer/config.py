@@ -43,10 +43,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "DampeningConfig",
     "DrainConfig",
     "ExabgpConfig",
     "NeighborConfig",
     "VipConfig",
+    "WeightConfig",
     "load_config",
     "parse_config",
 ]
@@ -215,6 +217,20 @@ class CheckConfig(_Strict):
         return self.ttl if self.ttl is not None else 3 * self.interval + self.timeout
 
 
+class WeightConfig(_Strict):
+    bandwidth_mbps: float = Field(
+        gt=0, le=10_000_000, description="link bandwidth to advertise at full capacity (Mbit/s)"
+    )
+    from_check: str | None = Field(
+        default=None,
+        description="scale by this check's live capacity (HAProxy: UP servers / servers)",
+    )
+    steps: int = Field(default=10, ge=1, le=100, description="capacity levels (10: 10% steps)")
+    asn: int | None = Field(
+        default=None, ge=1, le=65535, description="ASN in the community; default: bgp.local_as"
+    )
+
+
 class VipConfig(_Strict):
     prefix: str = Field(description="a /32 or /128 (a subnet only with allow_subnet)")
     checks: list[str] = Field(min_length=1, description="names of checks under `checks:`")
@@ -240,6 +256,10 @@ class VipConfig(_Strict):
     )
     allow_subnet: bool = Field(
         default=False, description="allow a prefix shorter than a host route"
+    )
+    weight: WeightConfig | None = Field(
+        default=None,
+        description="send link bandwidth for weighted ECMP (every host of a VIP must, or none)",
     )
 
     @field_validator("next_hop")
@@ -283,6 +303,51 @@ class DrainConfig(_Strict):
     file: str | None = Field(
         default=None, description="while this file exists, every VIP is drained"
     )
+    gshut_period: Duration = Field(
+        default=10.0,
+        description="announce with GRACEFUL_SHUTDOWN (65535:0) this long before withdrawing; "
+        "0 withdraws at once",
+    )
+    connections_below: int | None = Field(
+        default=None,
+        ge=0,
+        description="after gshut_period, also wait until the LB has fewer active connections",
+    )
+    connections_check: str | None = Field(
+        default=None, description="haproxy or nginx check that reports active connections"
+    )
+    max_wait: Duration = Field(default=60.0, description="the longest a drain waits to withdraw")
+    on_stop: bool = Field(
+        default=False, description="on SIGTERM, drain (gshut_period, then withdraw) before exit"
+    )
+    state_file: str | None = Field(
+        default=None, description="drains are kept here and survive a plugin restart"
+    )
+
+    @model_validator(mode="after")
+    def _connections(self) -> DrainConfig:
+        if (self.connections_below is None) != (self.connections_check is None):
+            raise ValueError("connections_below and connections_check go together")
+        return self
+
+
+class DampeningConfig(_Strict):
+    enabled: bool = True
+    penalty: float = Field(default=1000, gt=0, description="added for each change of verdict")
+    half_life: Duration = Field(default=15.0, gt=0, description="the penalty halves this often")
+    suppress: float = Field(default=3000, gt=0, description="held withdrawn above this")
+    reuse: float = Field(default=750, gt=0, description="released below this")
+    max_suppress: Duration = Field(default=120.0, gt=0, description="longest suppression")
+    min_announce_interval: Duration = Field(
+        default=0.0,
+        description="after a withdraw, do not announce again sooner (withdraws are never held)",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> DampeningConfig:
+        if self.reuse >= self.suppress:
+            raise ValueError("reuse must be below suppress")
+        return self
 
 
 class ApiConfig(_Strict):
@@ -327,6 +392,7 @@ class Config(_Strict):
     )
     vips: list[VipConfig] = Field(min_length=1, description="the routes to announce")
     drain: DrainConfig = Field(default_factory=DrainConfig)
+    dampening: DampeningConfig = Field(default_factory=DampeningConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
 
@@ -403,8 +469,31 @@ def cross_check(config: Config) -> Iterator[ConfigIssue]:
                 f"{vip.prefix} with next_hop self needs an IPv6 neighbor "
                 "(ExaBGP cannot use an IPv4 session's address); give an explicit IPv6 next hop",
             )
+        if vip.weight is not None:
+            if vip.weight.from_check is not None and vip.weight.from_check not in vip.checks:
+                yield ConfigIssue(
+                    f"{where}.weight.from_check",
+                    f"{vip.weight.from_check!r} is not one of this VIP's checks",
+                )
+            asn = vip.weight.asn or (config.bgp.local_as if config.bgp else None)
+            if asn is None or asn > 65535:
+                yield ConfigIssue(
+                    f"{where}.weight.asn",
+                    "link bandwidth carries a 16-bit ASN: set weight.asn (bgp.local_as is "
+                    + ("missing)" if asn is None else f"{asn})"),
+                )
         if vip.as_path_prepend and config.bgp is None:
             yield ConfigIssue(f"{where}.as_path_prepend", "needs the bgp: section (its local_as)")
+    drain_check = config.drain.connections_check
+    if drain_check is not None:
+        check = config.checks.get(drain_check)
+        if check is None:
+            yield ConfigIssue("drain.connections_check", f"no check named {drain_check!r}")
+        elif check.haproxy is None and check.nginx is None:
+            yield ConfigIssue(
+                "drain.connections_check",
+                "must be a haproxy or nginx check (they count connections)",
+            )
     if config.bgp is not None:
         for index, neighbor in enumerate(config.bgp.neighbors):
             local = neighbor.local_address or config.bgp.local_address or config.bgp.router_id

@@ -17,10 +17,12 @@ from .config import (
     BgpConfig,
     CheckConfig,
     Config,
+    DampeningConfig,
     DrainConfig,
     ExabgpConfig,
     NeighborConfig,
     VipConfig,
+    WeightConfig,
 )
 from .durations import format_duration
 
@@ -36,12 +38,17 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("checks.NAME", CheckConfig),
     *((f"checks.NAME.{name}", model) for name, model in PROBE_TYPES.items()),
     ("vips[]", VipConfig),
+    ("vips[].weight", WeightConfig),
     ("drain", DrainConfig),
+    ("dampening", DampeningConfig),
     ("api", ApiConfig),
     ("exabgp", ExabgpConfig),
 ]
 
-_DURATION_FIELDS = {"interval", "fast_interval", "timeout", "ttl", "ack_timeout"}
+_DURATION_FIELDS = {
+    "interval", "fast_interval", "timeout", "ttl", "ack_timeout", "gshut_period", "max_wait",
+    "half_life", "max_suppress", "min_announce_interval",
+}
 
 
 def _type_name(annotation: Any) -> str:

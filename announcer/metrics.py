@@ -7,14 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from healthchecks import ProbeResult
 
 from . import __version__
-from .core import Decision, Health, Verdict
+from .core import Decision, DrainPhase, Health, Verdict
 from .engine import Engine
 from .exabgp_io import AckResult
 from .reconciler import Reconciler
@@ -39,6 +39,12 @@ METRIC_NAMES = (
     "announcer_vip_seconds_since_change",
     "announcer_vip_transitions_total",
     "announcer_vip_drained",
+    "announcer_vip_drain_phase",
+    "announcer_vip_weight_ratio",
+    "announcer_vip_dampening_penalty",
+    "announcer_vip_suppressed",
+    "announcer_config_last_reload_successful",
+    "announcer_config_last_reload_timestamp_seconds",
     "announcer_bgp_neighbor_up",
     "announcer_exabgp_commands_total",
     "announcer_exabgp_lines_total",
@@ -109,6 +115,21 @@ class _StateCollector(Collector):
         drained = GaugeMetricFamily(
             "announcer_vip_drained", "1 if the VIP is drained.", labels=["vip", "source"]
         )
+        phase = GaugeMetricFamily(
+            "announcer_vip_drain_phase", "1 for the VIP's drain phase.", labels=["vip", "phase"]
+        )
+        weight = GaugeMetricFamily(
+            "announcer_vip_weight_ratio",
+            "Capacity level advertised in the link-bandwidth community (0-1).",
+            labels=["vip"],
+        )
+        penalty = GaugeMetricFamily(
+            "announcer_vip_dampening_penalty", "Flap dampening penalty.", labels=["vip"]
+        )
+        suppressed = GaugeMetricFamily(
+            "announcer_vip_suppressed", "1 while dampening holds the VIP withdrawn.",
+            labels=["vip"],
+        )
         for vip in engine.config.vips:
             decision = engine.decisions.get(vip.prefix)
             verdict = decision.verdict if decision else Verdict.UNDECIDED
@@ -124,7 +145,16 @@ class _StateCollector(Collector):
             drained.add_metric(
                 [vip.prefix, request.source if request else ""], 1.0 if request else 0.0
             )
-        yield from (desired, acked, since, drained)
+            vip_phase = engine.phases.get(vip.prefix, DrainPhase.NONE)
+            for phase_option in DrainPhase:
+                value = 1.0 if vip_phase is phase_option else 0.0
+                phase.add_metric([vip.prefix, phase_option.value], value)
+            if vip.prefix in engine.weights:
+                weight.add_metric([vip.prefix], engine.weights[vip.prefix])
+            damp = engine.dampening.get(vip.prefix)
+            penalty.add_metric([vip.prefix], damp.penalty if damp else 0.0)
+            suppressed.add_metric([vip.prefix], 1.0 if damp and damp.suppressed else 0.0)
+        yield from (desired, acked, since, drained, phase, weight, penalty, suppressed)
 
         neighbors = GaugeMetricFamily(
             "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]
@@ -173,6 +203,16 @@ class Metrics:
             ["kind", "result"],
             registry=self.registry,
         )
+        self.reload_ok = Gauge(
+            "announcer_config_last_reload_successful",
+            "1 if the last reload succeeded (1 at start).", registry=self.registry,
+        )
+        self.reload_ok.set(1)
+        self.reload_at = Gauge(
+            "announcer_config_last_reload_timestamp_seconds",
+            "When the configuration was last loaded.", registry=self.registry,
+        )
+        self.reload_at.set_to_current_time()
         self.lines = Counter(
             "announcer_exabgp_lines",
             "Lines read from ExaBGP, by kind.",
@@ -192,6 +232,11 @@ class Metrics:
 
     def observe_command(self, kind: str, result: AckResult) -> None:
         self.commands.labels(kind, result.value).inc()
+
+    def observe_reload(self, ok: bool) -> None:
+        self.reload_ok.set(1 if ok else 0)
+        if ok:
+            self.reload_at.set_to_current_time()
 
     def observe_line(self, kind: str, line: str) -> None:
         self.lines.labels(kind).inc()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .core import Verdict
+from .core import DrainPhase, Verdict
 from .engine import Engine
 from .metrics import ack_state
 from .reconciler import Reconciler
@@ -37,6 +37,7 @@ def status_document(engine: Engine, reconciler: Reconciler, pending: int) -> dic
     for vip in engine.config.vips:
         decision = engine.decisions.get(vip.prefix)
         drain = engine.drained(vip)
+        damp = engine.dampening.get(vip.prefix)
         vips.append(
             {
                 "prefix": vip.prefix,
@@ -50,7 +51,17 @@ def status_document(engine: Engine, reconciler: Reconciler, pending: int) -> dic
                 "require": vip.require,
                 "drain": None
                 if drain is None
-                else {"reason": drain.reason, "source": drain.source, "since": drain.since},
+                else {
+                    "reason": drain.reason,
+                    "source": drain.source,
+                    "since": drain.since,
+                    "phase": engine.phases.get(vip.prefix, DrainPhase.NONE).value,
+                },
+                "weight": engine.weights.get(vip.prefix),
+                "dampening": {
+                    "penalty": round(damp.penalty, 1) if damp else 0.0,
+                    "suppressed": bool(damp and damp.suppressed),
+                },
             }
         )
     return {

@@ -62,6 +62,7 @@ def plugin_config(tmp_path, unused_tcp_port_factory) -> Callable[..., dict]:
                 }
             },
             "vips": [{"prefix": p, "checks": ["web"]} for p in (vips or ["192.0.2.10/32"])],
+            "drain": {"gshut_period": 0},
             "api": {"listen": f"127.0.0.1:{unused_tcp_port_factory()}"},
         }
 

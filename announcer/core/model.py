@@ -22,7 +22,10 @@ class Reason(StrEnum):
     HEALTHY = "healthy"
     CHECKS_DOWN = "checks_down"
     WAITING_FOR_CHECKS = "waiting_for_checks"
+    DRAINING = "draining"  # announced with GRACEFUL_SHUTDOWN, withdraw to follow
     DRAINED = "drained"
+    SUPPRESSED = "suppressed"  # flap dampening holds it withdrawn
+    HOLD_DOWN = "hold_down"  # too soon after the last withdraw to announce again
     SHUTDOWN = "shutdown"
 
 

@@ -1,16 +1,17 @@
-"""Per-VIP decision: do its required checks allow an announcement?"""
+"""Per-VIP decision: what the checks allow, then drain, dampening and hold-down on top."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .drain import DrainPhase
 from .hysteresis import Health
 from .model import Decision, Reason, Verdict
 
-__all__ = ["decide"]
+__all__ = ["decide", "finalize"]
 
 
-def decide(required: int, healths: Iterable[Health], drained: bool) -> Decision:
+def decide(required: int, healths: Iterable[Health], drained: bool = False) -> Decision:
     """Three-valued `at least `required` of the checks are UP`.
 
     ANNOUNCE when enough checks are UP; WITHDRAW when even every UNKNOWN check turning UP could
@@ -29,3 +30,27 @@ def decide(required: int, healths: Iterable[Health], drained: bool) -> Decision:
     if up + unknown < required:
         return Decision(Verdict.WITHDRAW, Reason.CHECKS_DOWN)
     return Decision(Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS)
+
+
+def finalize(
+    health: Decision,
+    drain: DrainPhase = DrainPhase.NONE,
+    suppressed: bool = False,
+    held_down: bool = False,
+    stopping: bool = False,
+) -> Decision:
+    """The decision to act on. Anything that says withdraw wins over anything that says
+    announce; an operator's drain wins even over checks that cannot decide yet."""
+    if stopping:
+        return Decision(Verdict.WITHDRAW, Reason.SHUTDOWN)
+    if drain is DrainPhase.WITHDRAWN:
+        return Decision(Verdict.WITHDRAW, Reason.DRAINED)
+    if health.verdict is not Verdict.ANNOUNCE:
+        return health
+    if suppressed:
+        return Decision(Verdict.WITHDRAW, Reason.SUPPRESSED)
+    if held_down:
+        return Decision(Verdict.WITHDRAW, Reason.HOLD_DOWN)
+    if drain is DrainPhase.GRACEFUL_SHUTDOWN:
+        return Decision(Verdict.ANNOUNCE, Reason.DRAINING)
+    return health

@@ -334,7 +334,7 @@ class Lab:
                 {"prefix": VIP_V4, "checks": ["web", "lb"]},
                 {"prefix": VIP_V6, "checks": ["web", "lb"]},
             ],
-            "drain": {"file": str(d / "drain")},
+            "drain": {"file": str(d / "drain"), "gshut_period": "2s"},
             "api": {"listen": "127.0.0.1:9180"},
         }
         if host.kind == "nginx":

@@ -24,8 +24,8 @@ def test_refuses_to_clobber_a_running_lab(lab):
     assert set(lab.fib()) == lab.host_addresses(ALL)  # the running lab is untouched
 
 
-def test_interrupted_demo_leaves_nothing_behind(lab_factory):
-    lab_factory  # the fixture's checks (root, tools) apply; the demo builds its own lab
+@pytest.mark.usefixtures("lab_factory")  # its checks (root, tools) apply; the demo builds a lab
+def test_interrupted_demo_leaves_nothing_behind():
     workdir = Path(tempfile.mkdtemp(prefix="announcer-lab-test-"))
     demo = subprocess.Popen(
         [sys.executable, "-m", "announcer", "lab", "demo", "--workdir", str(workdir)],

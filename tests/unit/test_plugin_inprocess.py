@@ -148,7 +148,7 @@ async def test_token_is_required_for_changes_when_set(running):
 
 async def test_drain_file_drains_everything(running, tmp_path):
     drain_file = tmp_path / "drain"
-    _, _, channel, _ = await running(drain={"file": str(drain_file)})
+    _, _, channel, _ = await running(drain={"file": str(drain_file), "gshut_period": 0})
     drain_file.touch()
     await channel.wait_for("withdraw")
     withdrawn = " ".join(c for c in channel.commands if c.startswith("withdraw"))
