@@ -335,7 +335,9 @@ class DampeningConfig(_Strict):
     enabled: bool = True
     penalty: float = Field(default=1000, gt=0, description="added for each change of verdict")
     half_life: Duration = Field(default=15.0, gt=0, description="the penalty halves this often")
-    suppress: float = Field(default=3000, gt=0, description="held withdrawn above this")
+    suppress: float = Field(
+        default=2500, gt=0, description="held withdrawn above this (3 quick flaps)"
+    )
     reuse: float = Field(default=750, gt=0, description="released below this")
     max_suppress: Duration = Field(default=120.0, gt=0, description="longest suppression")
     min_announce_interval: Duration = Field(
@@ -347,6 +349,13 @@ class DampeningConfig(_Strict):
     def _thresholds(self) -> DampeningConfig:
         if self.reuse >= self.suppress:
             raise ValueError("reuse must be below suppress")
+        ceiling = self.reuse * 2 ** (self.max_suppress / self.half_life)
+        if self.enabled and ceiling < self.suppress:
+            raise ValueError(
+                f"with half_life {self.half_life:g}s the penalty is capped at {ceiling:.0f} to "
+                f"honour max_suppress, below suppress ({self.suppress:g}): nothing could ever be "
+                "suppressed; raise max_suppress or lower suppress"
+            )
         return self
 
 

@@ -46,8 +46,16 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 ]
 
 _DURATION_FIELDS = {
-    "interval", "fast_interval", "timeout", "ttl", "ack_timeout", "gshut_period", "max_wait",
-    "half_life", "max_suppress", "min_announce_interval",
+    "interval",
+    "fast_interval",
+    "timeout",
+    "ttl",
+    "ack_timeout",
+    "gshut_period",
+    "max_wait",
+    "half_life",
+    "max_suppress",
+    "min_announce_interval",
 }
 
 

@@ -127,7 +127,8 @@ class _StateCollector(Collector):
             "announcer_vip_dampening_penalty", "Flap dampening penalty.", labels=["vip"]
         )
         suppressed = GaugeMetricFamily(
-            "announcer_vip_suppressed", "1 while dampening holds the VIP withdrawn.",
+            "announcer_vip_suppressed",
+            "1 while dampening holds the VIP withdrawn.",
             labels=["vip"],
         )
         for vip in engine.config.vips:
@@ -205,12 +206,14 @@ class Metrics:
         )
         self.reload_ok = Gauge(
             "announcer_config_last_reload_successful",
-            "1 if the last reload succeeded (1 at start).", registry=self.registry,
+            "1 if the last reload succeeded (1 at start).",
+            registry=self.registry,
         )
         self.reload_ok.set(1)
         self.reload_at = Gauge(
             "announcer_config_last_reload_timestamp_seconds",
-            "When the configuration was last loaded.", registry=self.registry,
+            "When the configuration was last loaded.",
+            registry=self.registry,
         )
         self.reload_at.set_to_current_time()
         self.lines = Counter(

@@ -17,7 +17,7 @@ __all__ = ["Dampening", "DampeningPolicy", "current", "record_flap"]
 class DampeningPolicy:
     penalty: float = 1000.0
     half_life_s: float = 15.0
-    suppress: float = 3000.0
+    suppress: float = 2500.0
     reuse: float = 750.0
     max_suppress_s: float = 120.0
 

@@ -29,7 +29,9 @@ def test_interrupted_demo_leaves_nothing_behind():
     workdir = Path(tempfile.mkdtemp(prefix="announcer-lab-test-"))
     demo = subprocess.Popen(
         [sys.executable, "-m", "announcer", "lab", "demo", "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert demo.stdout is not None

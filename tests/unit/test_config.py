@@ -131,6 +131,28 @@ def test_examples_pass_announcer_check(path):
         ({"bgp__neighbors": []}, "bgp.neighbors"),
         ({"api": {"listen": "0.0.0.0"}}, "api.listen: '0.0.0.0' is not host:port"),
         ({"vips": []}, "vips"),
+        (
+            {"dampening": {"half_life": "1m", "max_suppress": "30s"}},
+            "nothing could ever be suppressed",
+        ),
+        ({"dampening": {"reuse": 3000}}, "reuse must be below suppress"),
+        (
+            {"drain": {"connections_below": 5}},
+            "connections_below and connections_check go together",
+        ),
+        (
+            {"drain": {"connections_below": 5, "connections_check": "web"}},
+            "drain.connections_check: must be a haproxy or nginx check",
+        ),
+        (
+            {"vips__0__weight": {"bandwidth_mbps": 100, "from_check": "other"}},
+            "vips[0].weight.from_check: 'other' is not one of this VIP's checks",
+        ),
+        (
+            {"bgp__local_as": 4200000000, "vips__0__weight": {"bandwidth_mbps": 100}},
+            "vips[0].weight.asn: link bandwidth carries a 16-bit ASN",
+        ),
+        ({"vips__0__weight": {"bandwidth_mbps": 0}}, "vips[0].weight.bandwidth_mbps"),
     ],
 )
 def test_each_rule_names_the_field_and_value(changes, expected):

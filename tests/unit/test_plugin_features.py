@@ -1,0 +1,199 @@
+"""Staged drain, drain persistence, hot reload, drain on stop, dampening and weights, with the
+plugin in-process over an in-memory ExaBGP."""
+
+import asyncio
+import signal
+
+import yaml
+
+from announcer.app import Plugin
+from announcer.config import load_config
+from tests.unit.test_plugin_inprocess import MemoryChannel
+
+VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
+
+
+class Running:
+    def __init__(self, config: dict, path):
+        self.config = config
+        self.path = path
+        self.path.write_text(yaml.safe_dump(config))
+        self.channel = MemoryChannel()
+        self.plugin = Plugin(load_config(path), self.channel, str(path))
+        self.task = asyncio.create_task(self.plugin.run())
+
+    def since(self, mark: int) -> list[str]:
+        return self.channel.commands[mark:]
+
+    async def wait_for(self, fragment: str, after: int = 0, timeout: float = 5.0) -> int:
+        """Index of the first command after `after` containing `fragment`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for index in range(after, len(self.channel.commands)):
+                    if fragment in self.channel.commands[index]:
+                        return index
+                self.channel.changed.clear()
+                await self.channel.changed.wait()
+
+    async def stop(self) -> int:
+        self.plugin.request_stop("test")
+        return await asyncio.wait_for(self.task, 10)
+
+
+def base(url: str, port: int, **extra) -> dict:
+    config = {
+        "bgp": {
+            "local_as": 65001,
+            "router_id": "198.51.100.2",
+            "neighbors": [{"address": "198.51.100.1", "peer_as": 65000}],
+        },
+        "checks": {
+            "web": {
+                "http": {"url": url},
+                "interval": "200ms",
+                "fast_interval": "50ms",
+                "timeout": "100ms",
+                "rise": 2,
+                "fall": 2,
+            }
+        },
+        "vips": [{"prefix": VIP, "checks": ["web"]}],
+        "api": {"listen": f"127.0.0.1:{port}"},
+    }
+    config.update(extra)
+    return config
+
+
+async def test_staged_drain_announces_graceful_shutdown_then_withdraws(
+    health_server, unused_tcp_port, tmp_path
+):
+    run = Running(
+        base(health_server.url, unused_tcp_port, drain={"gshut_period": "400ms"}),
+        tmp_path / "c.yaml",
+    )
+    first = await run.wait_for(f"announce route {VIP}")
+    assert "65535:0" not in run.channel.commands[first]
+    run.plugin.engine.drain(None, "maintenance", "test", asyncio.get_running_loop().time())
+    gshut = await run.wait_for("community [ 65535:0 ]", after=first + 1)
+    withdraw = await run.wait_for(f"withdraw route {VIP}", after=gshut + 1)
+    assert withdraw > gshut
+    run.plugin.engine.undrain(None, "test", 0)
+    back = await run.wait_for(f"announce route {VIP}", after=withdraw + 1)
+    assert "65535:0" not in run.channel.commands[back]
+    await run.stop()
+
+
+async def test_a_drain_survives_a_restart(health_server, unused_tcp_port, tmp_path):
+    state = tmp_path / "drains.json"
+    config = base(
+        health_server.url, unused_tcp_port, drain={"gshut_period": 0, "state_file": str(state)}
+    )
+    run = Running(config, tmp_path / "c.yaml")
+    await run.wait_for("announce")
+    run.plugin.engine.drain([VIP], "rma", "test", 0)
+    await run.wait_for("withdraw")
+    await run.stop()
+    again = Running(config, tmp_path / "c.yaml")
+    await again.wait_for(f"withdraw route {VIP}")
+    await asyncio.sleep(0.6)  # long enough for the checks to pass
+    assert not [c for c in again.channel.commands if c.startswith("announce")]
+    assert again.plugin.engine.drains[VIP].reason == "rma"
+    await again.stop()
+
+
+async def test_reload_adds_a_vip_without_touching_the_others(
+    health_server, unused_tcp_port, tmp_path
+):
+    config = base(health_server.url, unused_tcp_port)
+    run = Running(config, tmp_path / "c.yaml")
+    await run.wait_for(f"announce route {VIP}")
+    await asyncio.sleep(0.3)
+    mark = len(run.channel.commands)
+    config["vips"].append({"prefix": VIP2, "checks": ["web"]})
+    run.path.write_text(yaml.safe_dump(config))
+    assert run.plugin.reload() == []
+    await run.wait_for(f"announce route {VIP2}", after=mark)
+    await asyncio.sleep(0.5)
+    assert not [c for c in run.since(mark) if VIP in c], run.since(mark)
+    await run.stop()
+
+
+async def test_reload_with_a_broken_config_changes_nothing(
+    health_server, unused_tcp_port, tmp_path
+):
+    config = base(health_server.url, unused_tcp_port)
+    run = Running(config, tmp_path / "c.yaml")
+    await run.wait_for(f"announce route {VIP}")
+    mark = len(run.channel.commands)
+    run.path.write_text("vips: [{prefix: 192.0.2.0/33, checks: [web]}]\nchecks: {}\n")
+    problems = run.plugin.reload()
+    assert any("192.0.2.0/33" in p for p in problems)
+    await asyncio.sleep(0.5)
+    assert run.since(mark) == []
+    assert run.plugin.config.vips[0].prefix == VIP
+    await run.stop()
+
+
+async def test_sighup_reloads(health_server, unused_tcp_port, tmp_path):
+    from announcer.app import run_plugin
+
+    config = base(health_server.url, unused_tcp_port)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    channel = MemoryChannel()
+    task = asyncio.create_task(run_plugin(load_config(path), channel, str(path)))
+    async with asyncio.timeout(5):
+        while not any("announce" in c for c in channel.commands):
+            await asyncio.sleep(0.05)
+    config["vips"][0]["med"] = 250
+    path.write_text(yaml.safe_dump(config))
+    signal.raise_signal(signal.SIGHUP)
+    async with asyncio.timeout(5):
+        while not any("med 250" in c for c in channel.commands):
+            await asyncio.sleep(0.05)
+    signal.raise_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_drain_on_stop(health_server, unused_tcp_port, tmp_path):
+    run = Running(
+        base(health_server.url, unused_tcp_port, drain={"gshut_period": "300ms", "on_stop": True}),
+        tmp_path / "c.yaml",
+    )
+    await run.wait_for(f"announce route {VIP}")
+    assert await run.stop() == 0
+    commands = run.channel.commands
+    gshut = next(i for i, c in enumerate(commands) if "65535:0" in c)
+    withdraw = next(i for i, c in enumerate(commands) if c.startswith("withdraw"))
+    assert gshut < withdraw
+
+
+async def test_a_flapping_check_is_suppressed_then_released(
+    health_server, unused_tcp_port, tmp_path
+):
+    config = base(
+        health_server.url, unused_tcp_port, dampening={"half_life": "2s", "max_suppress": "4s"}
+    )
+    config["checks"]["web"].update(rise=1, fall=1, interval="50ms", timeout="40ms")
+    run = Running(config, tmp_path / "c.yaml")
+    await run.wait_for("announce")
+    for _ in range(20):  # flap every 120 ms
+        health_server.status = 500 if health_server.status == 200 else 200
+        await asyncio.sleep(0.12)
+    health_server.status = 200
+    vip = run.plugin.engine.decisions[VIP]
+    assert vip.reason.value == "suppressed", vip
+    updates = [c for c in run.channel.commands if VIP in c]
+    assert len(updates) <= 4, updates  # announce, then at most 3 changes before suppression
+    mark = len(run.channel.commands)
+    await run.wait_for(f"announce route {VIP}", after=mark, timeout=8)
+    await run.stop()
+
+
+async def test_static_weight_sends_link_bandwidth(health_server, unused_tcp_port, tmp_path):
+    config = base(health_server.url, unused_tcp_port)
+    config["vips"][0]["weight"] = {"bandwidth_mbps": 1000}
+    run = Running(config, tmp_path / "c.yaml")
+    index = await run.wait_for("announce")
+    assert "extended-community [ bandwidth:65001:125000000 ]" in run.channel.commands[index]
+    await run.stop()
