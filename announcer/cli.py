@@ -173,6 +173,12 @@ def cmd_undrain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    _call(_client(args).reload)
+    print("reloaded")
+    return EXIT_OK
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab.cli import run_lab_command
 
@@ -217,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", cmd_status, "show the running plugin's state"),
         ("drain", cmd_drain, "drain VIPs (all when none given)"),
         ("undrain", cmd_undrain, "undrain VIPs (all when none given)"),
+        ("reload", cmd_reload, "reload the running plugin's configuration file"),
     ):
         p = sub.add_parser(name, help=text)
         with_config(p, required=False)
@@ -224,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--token-file", help="bearer token file (default: from the config)")
         if name == "status":
             p.add_argument("--json", action="store_true")
-        else:
+        elif name != "reload":
             p.add_argument("vips", nargs="*", metavar="VIP")
         if name == "drain":
             p.add_argument("--reason", default="")

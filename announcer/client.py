@@ -43,5 +43,8 @@ class ApiClient:
     def drain(self, vips: list[str], reason: str) -> Any:
         return self._request("POST", "/v1/drain", {"vips": vips or None, "reason": reason})
 
+    def reload(self) -> Any:
+        return self._request("POST", "/v1/reload", {})
+
     def undrain(self, vips: list[str]) -> Any:
         return self._request("POST", "/v1/undrain", {"vips": vips or None})

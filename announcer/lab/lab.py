@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -488,11 +489,34 @@ class Lab:
     def drain_file(self, name: str) -> Path:
         return self.dir(name) / "drain"
 
-    def announcer(self, name: str, *args: str) -> str:
+    def announcer(self, name: str, *args: str, check: bool = True) -> str:
         """Run the announcer CLI inside a host (its API listens on that host's loopback)."""
         return netns_exec(
-            name, str(BIN / "announcer"), *args, "-c", str(self.dir(name) / "announcer.yaml")
+            name, str(BIN / "announcer"), *args, "--api", "http://127.0.0.1:9180", check=check
         )
+
+    def haproxy_command(self, name: str, command: str) -> str:
+        """A command on the host's HAProxy runtime API (a UNIX socket: reachable from here)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.dir(name) / "haproxy.sock"))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def updates_received(self, name: str, ipv6: bool = False) -> int:
+        """BGP UPDATE messages r1 has received on a host's session."""
+        address = self.host(name).v6 if ipv6 else self.host(name).v4
+        neighbor = self.vtysh_json(f"show bgp neighbors {address} json")[address]
+        return int(neighbor["messageStats"]["updatesRecv"])
+
+    def bgp_paths(self, prefix: str = VIP_V4) -> dict[str, dict[str, Any]]:
+        """r1's BGP paths for a prefix, by next hop."""
+        family = "ipv6" if ":" in prefix else "ipv4"
+        data = self.vtysh_json(f"show bgp {family} unicast {prefix} json")
+        return {p["nexthops"][0]["ip"]: p for p in data.get("paths", [])}
 
     # ---------------------------------------------------------------- what the router sees
     def fib(self, prefix: str = VIP_V4) -> dict[str, int]:
