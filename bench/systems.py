@@ -1,0 +1,79 @@
+"""The announcers under test, each a way to set up a lab host: this plugin, and ExaBGP's
+bundled healthcheck at its defaults and tuned to interval 1 s, rise 3, fall 3."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from announcer.lab.lab import Lab
+from announcer.lab.topology import ROUTER_AS, ROUTER_V4, LbHost
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    label: str
+    # for ExaBGP's healthcheck: its options; None means this plugin
+    healthcheck: tuple[str, ...] | None = None
+    plugin: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_ours(self) -> bool:
+        return self.healthcheck is None
+
+
+ANNOUNCER = System("announcer", "announcer (defaults: interval 1s, fast 100ms, rise/fall 3)")
+HEALTHCHECK_DEFAULT = System(
+    "healthcheck-default", "ExaBGP healthcheck, defaults (interval 5s, fast 1s, rise/fall 3)",
+    healthcheck=(),
+)
+HEALTHCHECK_TUNED = System(
+    "healthcheck-tuned", "ExaBGP healthcheck, tuned (interval 1s, rise/fall 3, timeout 1s)",
+    healthcheck=("--interval", "1", "--fast-interval", "1", "--rise", "3", "--fall", "3",
+                 "--timeout", "1"),
+)
+SYSTEMS = (ANNOUNCER, HEALTHCHECK_TUNED, HEALTHCHECK_DEFAULT)
+
+
+def healthcheck_exabgp_config(
+    system: System, vips: list[str], urls: list[str], workdir: Path
+) -> str:
+    """An exabgp.conf with one bundled-healthcheck process per VIP (its only mode)."""
+    assert system.healthcheck is not None
+    lines = []
+    names = []
+    for index, (vip, url) in enumerate(zip(vips, urls, strict=True)):
+        name = f"hc{index}"
+        names.append(name)
+        script = workdir / f"{name}.sh"
+        argv = [
+            str(BIN / "exabgp"), "healthcheck", "--no-syslog", "--silent", "--no-ip-setup",
+            "--withdraw-on-down", "--neighbor", ROUTER_V4, "--ip", vip,
+            "--disable", str(workdir / "drain"),
+            "--cmd", f"curl -sf -o /dev/null --max-time 1 {url}",
+            *system.healthcheck,
+        ]
+        script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
+        script.chmod(0o755)
+        lines += [f"process {name} {{", f"    run {script};", "    encoder text;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def configure_lab_host(
+    lab: Lab, system: System, host: LbHost, config: dict[str, Any], vips: list[str] | None = None
+) -> None:
+    """Plugin-config hook for Lab: this plugin with `system.plugin` settings (and `vips`)."""
+    config["dampening"] = {"enabled": False} if vips else config.get("dampening", {})
+    config.update(system.plugin)
+    if vips:
+        web = config["checks"]["web"]
+        config["checks"] = {f"c{i}": {**web, "http": {"url": f"http://127.0.0.1/health?v={i}"}}
+                            for i in range(len(vips))}
+        config["vips"] = [{"prefix": vip, "checks": [f"c{i}"]} for i, vip in enumerate(vips)]
+        config["bgp"]["neighbors"] = [{"address": ROUTER_V4, "peer_as": ROUTER_AS, "hold_time": 3}]
