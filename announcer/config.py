@@ -183,6 +183,11 @@ class CheckConfig(_Strict):
     timeout: Duration = Field(default=0.5, gt=0, description="a probe that takes longer fails")
     rise: int = Field(default=3, ge=1, le=100, description="successes needed to become up")
     fall: int = Field(default=3, ge=1, le=100, description="failures needed to become down")
+    watch: bool = Field(
+        default=True,
+        description="hold an idle connection to the checked service and probe at once when it "
+        "closes (a stopped server is noticed in milliseconds); not for exec checks",
+    )
     ttl: Duration | None = Field(
         default=None,
         description="an up verdict older than this counts as down; default 3 x interval + timeout",
@@ -333,10 +338,10 @@ class DrainConfig(_Strict):
 
 class DampeningConfig(_Strict):
     enabled: bool = True
-    penalty: float = Field(default=1000, gt=0, description="added for each change of verdict")
+    penalty: float = Field(default=1000, gt=0, description="added for each health withdrawal")
     half_life: Duration = Field(default=15.0, gt=0, description="the penalty halves this often")
     suppress: float = Field(
-        default=2500, gt=0, description="held withdrawn above this (3 quick flaps)"
+        default=2500, gt=0, description="held withdrawn above this (3 quick withdrawals)"
     )
     reuse: float = Field(default=750, gt=0, description="released below this")
     max_suppress: Duration = Field(default=120.0, gt=0, description="longest suppression")

@@ -295,7 +295,12 @@ class Engine:
         damp = self.dampening.get(prefix, Dampening())
         previous = self._health.get(prefix)
         if health.verdict is not Verdict.UNDECIDED:
-            if self.config.dampening.enabled and previous not in (None, health.verdict):
+            # like BGP route flap damping, a withdrawal is what costs: coming back is free
+            if (
+                self.config.dampening.enabled
+                and previous is Verdict.ANNOUNCE
+                and health.verdict is Verdict.WITHDRAW
+            ):
                 damp = record_flap(damp, now, self._policy)
                 if damp.suppressed and not self.dampening.get(prefix, Dampening()).suppressed:
                     log.warning(

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 
-from healthchecks import Probe, ProbeResult, run_probe
+from healthchecks import Probe, ProbeResult, endpoint_of, run_probe, watch
 
 from .config import CheckConfig
 from .core import CheckState, is_confirming
@@ -44,6 +44,17 @@ class CheckRunner:
         self._now.clear()
 
     async def run(self) -> None:
+        watcher = None
+        endpoint = endpoint_of(self.spec.probe) if self.spec.watch else None
+        if endpoint is not None:
+            watcher = asyncio.create_task(
+                watch(
+                    endpoint,
+                    self.probe_now,
+                    retry_s=min(self.spec.interval, 4 * self.spec.fast_interval),
+                ),
+                name=f"watch:{self.name}",
+            )
         # spread the first probes of many checks over one interval, capped so start-up stays fast
         await self._sleep(random.uniform(0, min(self.spec.interval, 0.5)))
         try:
@@ -54,4 +65,7 @@ class CheckRunner:
                 delay = self.spec.fast_interval if is_confirming(state) else self.spec.interval
                 await self._sleep(started + delay - time.monotonic())
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             await self.probe.close()

@@ -28,15 +28,33 @@ class System:
         return self.healthcheck is None
 
 
-ANNOUNCER = System("announcer", "announcer (defaults: interval 1s, fast 100ms, rise/fall 3)")
+# dampening off: the failover rounds fail the same host every few seconds on purpose, which
+# dampening would (rightly) suppress; everything else is at its defaults
+ANNOUNCER = System(
+    "announcer",
+    "announcer (defaults: interval 1s, fast 100ms, timeout 500ms, rise/fall 3)",
+    plugin={"dampening": {"enabled": False}},
+)
 HEALTHCHECK_DEFAULT = System(
-    "healthcheck-default", "ExaBGP healthcheck, defaults (interval 5s, fast 1s, rise/fall 3)",
+    "healthcheck-default",
+    "ExaBGP healthcheck, defaults (interval 5s, fast 1s, rise/fall 3)",
     healthcheck=(),
 )
 HEALTHCHECK_TUNED = System(
-    "healthcheck-tuned", "ExaBGP healthcheck, tuned (interval 1s, rise/fall 3, timeout 1s)",
-    healthcheck=("--interval", "1", "--fast-interval", "1", "--rise", "3", "--fall", "3",
-                 "--timeout", "1"),
+    "healthcheck-tuned",
+    "ExaBGP healthcheck, tuned (interval 1s, rise/fall 3, timeout 1s)",
+    healthcheck=(
+        "--interval",
+        "1",
+        "--fast-interval",
+        "1",
+        "--rise",
+        "3",
+        "--fall",
+        "3",
+        "--timeout",
+        "1",
+    ),
 )
 SYSTEMS = (ANNOUNCER, HEALTHCHECK_TUNED, HEALTHCHECK_DEFAULT)
 
@@ -53,10 +71,19 @@ def healthcheck_exabgp_config(
         names.append(name)
         script = workdir / f"{name}.sh"
         argv = [
-            str(BIN / "exabgp"), "healthcheck", "--no-syslog", "--silent", "--no-ip-setup",
-            "--withdraw-on-down", "--neighbor", ROUTER_V4, "--ip", vip,
-            "--disable", str(workdir / "drain"),
-            "--cmd", f"curl -sf -o /dev/null --max-time 1 {url}",
+            str(BIN / "exabgp"),
+            "healthcheck",
+            "--no-syslog",
+            "--no-ip-setup",
+            "--withdraw-on-down",
+            "--neighbor",
+            ROUTER_V4,
+            "--ip",
+            vip,
+            "--disable",
+            str(workdir / "drain"),
+            "--cmd",
+            f"curl -sf -o /dev/null --max-time 1 {url}",
             *system.healthcheck,
         ]
         script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
@@ -69,11 +96,12 @@ def configure_lab_host(
     lab: Lab, system: System, host: LbHost, config: dict[str, Any], vips: list[str] | None = None
 ) -> None:
     """Plugin-config hook for Lab: this plugin with `system.plugin` settings (and `vips`)."""
-    config["dampening"] = {"enabled": False} if vips else config.get("dampening", {})
     config.update(system.plugin)
     if vips:
         web = config["checks"]["web"]
-        config["checks"] = {f"c{i}": {**web, "http": {"url": f"http://127.0.0.1/health?v={i}"}}
-                            for i in range(len(vips))}
+        config["checks"] = {
+            f"c{i}": {**web, "http": {"url": f"http://127.0.0.1/health?v={i}"}}
+            for i in range(len(vips))
+        }
         config["vips"] = [{"prefix": vip, "checks": [f"c{i}"]} for i, vip in enumerate(vips)]
         config["bgp"]["neighbors"] = [{"address": ROUTER_V4, "peer_as": ROUTER_AS, "hold_time": 3}]

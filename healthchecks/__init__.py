@@ -16,9 +16,11 @@ from .http_probe import HttpProbe, HttpProbeConfig
 from .nginx_probe import NginxProbe, NginxProbeConfig
 from .runner import run_probe
 from .tcp_probe import TcpProbe, TcpProbeConfig
+from .watch import Endpoint, endpoint_of, watch
 
 __all__ = [
     "PROBE_TYPES",
+    "Endpoint",
     "ExecProbe",
     "ExecProbeConfig",
     "HaproxyProbe",
@@ -34,7 +36,9 @@ __all__ = [
     "TcpProbe",
     "TcpProbeConfig",
     "build_probe",
+    "endpoint_of",
     "run_probe",
+    "watch",
 ]
 
 ProbeConfig = Annotated[

@@ -1,8 +1,9 @@
 """Flap dampening of our own announcements, in the manner of BGP route flap damping.
 
-Every change of a VIP's health verdict (announce <-> withdraw) adds `penalty`; the penalty
-halves every `half_life`. Past `suppress` the VIP is held withdrawn until the penalty decays
-below `reuse`. The penalty is capped so that no suppression lasts longer than `max_suppress`.
+Every health withdrawal of a VIP (announced, then its checks fail) adds `penalty`; coming back
+is free, as in BGP route flap damping. The penalty halves every `half_life`. Past `suppress`
+the VIP is held withdrawn until the penalty decays below `reuse`. The penalty is capped so
+that no suppression lasts longer than `max_suppress`.
 """
 
 from __future__ import annotations

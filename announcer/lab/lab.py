@@ -92,9 +92,13 @@ class Lab:
         hosts: int = 3,
         plugin_overrides: Callable[[LbHost, dict[str, Any]], None] | None = None,
         failing_at_start: frozenset[str] = frozenset(),
+        haproxy_hosts: int = 1,
+        exabgp_config: Callable[[LbHost, Path], str] | None = None,
     ) -> None:
         self.workdir = workdir
-        self.hosts = lb_hosts(hosts)
+        self.hosts = lb_hosts(hosts, haproxy_hosts)
+        # another announcer inside ExaBGP (the benchmark's bundled healthcheck): its exabgp.conf
+        self._exabgp_config = exabgp_config
         self._plugin_overrides = plugin_overrides
         self._failing_at_start = failing_at_start
         self._children: list[subprocess.Popen[bytes]] = []
@@ -374,15 +378,18 @@ class Lab:
         if host.kind == "haproxy":
             self.start_backends(host.name)
         (d / "announcer.yaml").write_text(yaml.safe_dump(self.plugin_config(host), sort_keys=False))
-        rendered = subprocess.run(
-            [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if rendered.returncode != 0:
-            raise LabError(f"{host.name}: exabgp-config failed: {rendered.stderr}")
-        (d / "exabgp.conf").write_text(rendered.stdout)
+        if self._exabgp_config is not None:
+            (d / "exabgp.conf").write_text(self._exabgp_config(host, d))
+        else:
+            rendered = subprocess.run(
+                [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if rendered.returncode != 0:
+                raise LabError(f"{host.name}: exabgp-config failed: {rendered.stderr}")
+            (d / "exabgp.conf").write_text(rendered.stdout)
         self.start_exabgp(host.name)
 
     def start_service(self, name: str) -> None:
@@ -533,6 +540,21 @@ class Lab:
             elif "gateway" in route:
                 hops[route["gateway"]] = 1
         return hops
+
+    def fib_count(self, within: str) -> int:
+        """How many BGP routes the router's kernel holds inside the prefix `within`."""
+        import ipaddress
+
+        network = ipaddress.ip_network(within)
+        routes = ip_json(
+            "-n", ROUTER, "-4" if network.version == 4 else "-6", "route", "show", "proto", "bgp"
+        )
+        count = 0
+        for route in routes:
+            dst = ipaddress.ip_network(route["dst"], strict=False)
+            if dst.version == network.version and dst.subnet_of(network):  # type: ignore[arg-type]
+                count += 1
+        return count
 
     def host_addresses(self, names: list[str], prefix: str = VIP_V4) -> set[str]:
         return {self.host(n).v6 if ":" in prefix else self.host(n).v4 for n in names}

@@ -63,6 +63,8 @@ def lb_hosts(count: int, haproxy_hosts: int = 1) -> list[LbHost]:
     """`count` hosts; the last `haproxy_hosts` of them run HAProxy, the others nginx."""
     if not 1 <= count <= 40:
         raise ValueError("the lab has 1 to 40 LB hosts")
+    if not 0 <= haproxy_hosts <= count:
+        raise ValueError("haproxy_hosts must be between 0 and the number of hosts")
     return [
         LbHost(i, "haproxy" if i > count - haproxy_hosts else "nginx") for i in range(1, count + 1)
     ]

@@ -82,7 +82,8 @@ def test_weight_follows_haproxy_capacity(lab_factory):
 
 FLAP_SECONDS = 30
 FLAP_EVERY = 0.2
-MAX_UPDATES_WHILE_FLAPPING = 4  # 3 changes reach the suppress threshold, then one withdraw
+# withdraw, announce, withdraw, announce, withdraw: the third withdrawal reaches `suppress`
+MAX_UPDATES_WHILE_FLAPPING = 5
 
 
 def _flappy(host: LbHost, config: dict[str, Any]) -> None:

@@ -184,7 +184,8 @@ async def test_a_flapping_check_is_suppressed_then_released(
     vip = run.plugin.engine.decisions[VIP]
     assert vip.reason.value == "suppressed", vip
     updates = [c for c in run.channel.commands if VIP in c]
-    assert len(updates) <= 4, updates  # announce, then at most 3 changes before suppression
+    # the first announce, then withdraw/announce pairs until the third withdrawal suppresses
+    assert len(updates) <= 6, updates
     mark = len(run.channel.commands)
     await run.wait_for(f"announce route {VIP}", after=mark, timeout=8)
     await run.stop()

@@ -254,3 +254,41 @@ async def test_nginx_stub_status(http_server):
     assert result.ok and result.metrics["active_connections"] == 3
     result = await probe_once(NginxProbe(NginxProbeConfig(url=f"{base}/health")))
     assert result.reason == "bad_reply"
+
+
+async def test_watcher_reports_a_server_that_goes_away():
+    from healthchecks import Endpoint, watch
+
+    lost = asyncio.Event()
+    clients: list[asyncio.StreamWriter] = []
+
+    async def hold(reader, writer):
+        clients.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = asyncio.create_task(watch(Endpoint("127.0.0.1", port), lost.set, 1.0))
+    try:
+        async with asyncio.timeout(5):
+            while not clients:
+                await asyncio.sleep(0.01)
+        assert not lost.is_set()
+        server.close()
+        for writer in clients:
+            writer.close()  # what a stopping server does to its connections
+        async with asyncio.timeout(2):
+            await lost.wait()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await server.wait_closed()
+
+
+def test_watch_endpoints():
+    from healthchecks import endpoint_of
+
+    assert str(endpoint_of(HttpProbeConfig(url="https://127.0.0.1/x"))) == "127.0.0.1:443"
+    assert str(endpoint_of(TcpProbeConfig(host="::1", port=25))) == "::1:25"
+    assert endpoint_of(HaproxyProbeConfig(socket="/run/h.sock", backend="b")).path == "/run/h.sock"
+    assert endpoint_of(ExecProbeConfig(argv=["/bin/true"])) is None

@@ -1,0 +1,154 @@
+"""Measurements on a running lab: FIB timing, client loss, CPU and memory of process trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from announcer.lab.lab import Lab
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Round:
+    signal: str
+    failover_s: float
+    recovery_s: float
+    lost: int
+    t0: float  # wall clock of the failure
+    t1: float  # wall clock the FIB dropped the host
+
+
+def wait_gone(lab: Lab, address: str, timeout: float = 60.0) -> float:
+    """Poll the router's FIB until `address` is no next hop; the wall time it happened."""
+    deadline = time.monotonic() + timeout
+    while address in lab.fib():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{address} still in the FIB after {timeout}s")
+        time.sleep(0.002)
+    return time.time()
+
+
+def wait_present(lab: Lab, address: str, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while address not in lab.fib():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{address} not back in the FIB after {timeout}s")
+        time.sleep(0.002)
+    return time.time()
+
+
+def read_client(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def lost_between(results: list[dict[str, Any]], start: float, end: float) -> int:
+    return sum(1 for r in results if not r["ok"] and start <= r["t"] <= end)
+
+
+def failover_rounds(
+    lab: Lab, host: str, rounds: int, cycle_s: float, client_log: Path
+) -> list[Round]:
+    """Stop the host's nginx at a random point of the probe cycle, SIGTERM and SIGKILL in turn;
+    time until the router drops it, and until it is back once nginx starts again."""
+    address = lab.host(host).v4
+    out: list[Round] = []
+    marks: list[tuple[str, float, float, float, float]] = []
+    for index in range(rounds):
+        signum = signal.SIGTERM if index % 2 == 0 else signal.SIGKILL
+        wait_present(lab, address)
+        time.sleep(1.0 + random.uniform(0, cycle_s))
+        t0 = time.time()
+        lab.stop_service(host, signum)
+        t1 = wait_gone(lab, address)
+        time.sleep(0.3)
+        t2 = time.time()
+        lab.start_service(host)
+        t3 = wait_present(lab, address)
+        marks.append((signal.Signals(signum).name, t0, t1, t2, t3))
+    time.sleep(1.0)  # the client's last requests of the last round
+    results = read_client(client_log)
+    for name, t0, t1, t2, t3 in marks:
+        out.append(Round(name, t1 - t0, t3 - t2, lost_between(results, t0, t1 + 0.05), t0, t1))
+    return out
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return {
+        "median": statistics.median(ordered),
+        "p95": p95,
+        "max": ordered[-1],
+        "min": ordered[0],
+        "n": float(len(ordered)),
+    }
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    kids: list[int] = []
+    for task in tasks:
+        try:
+            kids += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return kids
+
+
+def tree(pids: list[int]) -> list[int]:
+    seen: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.append(pid)
+            todo += _children(pid)
+    return seen
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of the process and of its children it has waited for."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+    return (utime + stime + cutime + cstime) / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except FileNotFoundError:
+        return 0
+
+
+def sample_usage(roots: list[int], seconds: float) -> tuple[float, float]:
+    """(CPU as a share of one core, peak RSS in MiB) of the process trees under `roots`.
+
+    Short-lived children (curl) are counted through their parent's reaped-children time."""
+    members = tree(roots)
+    start = {pid: cpu_seconds(pid) for pid in members}
+    began = time.monotonic()
+    peak = 0
+    while time.monotonic() - began < seconds:
+        peak = max(peak, sum(rss_bytes(pid) for pid in tree(roots)))
+        time.sleep(0.5)
+    elapsed = time.monotonic() - began
+    used = sum(cpu_seconds(pid) - start[pid] for pid in members)
+    return used / elapsed, peak / 2**20

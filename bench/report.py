@@ -1,0 +1,179 @@
+"""docs/benchmarks.md from the raw results, with PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .measure import summary
+from .systems import SYSTEMS
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def _plots(results: dict[str, Any], folder: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    data, labels = [], []
+    for system in SYSTEMS:
+        rounds = results["failover"][system.name]["rounds"]
+        data.append([r["failover_s"] for r in rounds])
+        labels.append(system.name)
+    ax.boxplot(data, vert=False, labels=labels, showfliers=True)
+    for row, values in enumerate(data, start=1):
+        ax.scatter(values, [row] * len(values), s=10, alpha=0.6)
+    ax.set_xlabel("seconds from nginx stopping to the router's FIB dropping the host")
+    ax.set_xscale("log")
+    ax.set_title("Failover time (FRR lab)")
+    fig.tight_layout()
+    fig.savefig(folder / "failover.png", dpi=110)
+    plt.close(fig)
+    names.append("failover.png")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for system in SYSTEMS:
+        rows = [r for r in results["scale"][system.name] if "cpu" in r]
+        if rows:
+            ax.plot(
+                [r["vips"] for r in rows],
+                [100 * r["cpu"] for r in rows],
+                marker="o",
+                label=system.name,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("VIPs per host, each with its own HTTP check at 1 s")
+    ax.set_ylabel("CPU, % of one core")
+    ax.set_title("Announcer CPU (whole process tree) vs VIPs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "cpu-vs-vips.png", dpi=110)
+    plt.close(fig)
+    names.append("cpu-vs-vips.png")
+    return names
+
+
+def render(results: dict[str, Any], img: Path) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "This plugin side by side with ExaBGP's bundled healthcheck (`exabgp healthcheck`, "
+        "one process and one `curl` per check, `--withdraw-on-down`), in the same run of the FRR "
+        "namespace lab: r1 (FRR), three nginx LB hosts, a client opening a new connection per "
+        "request at 50 requests/s.",
+        "",
+        f"- Machine: {results['machine']}",
+        f"- Run: {results['started']}, as root, with `{results['command']}` "
+        "(`./scripts/bench.sh` installs what it needs, then runs it)",
+        "",
+        "## Failover and recovery",
+        "",
+        "nginx on one host is stopped (SIGTERM and SIGKILL in turn) at a random point of the "
+        "probe cycle; failover is the time until the router's kernel FIB no longer has the host "
+        "as a next hop (`ip -n r1 -j route`, polled every 2 ms). Recovery is from nginx starting "
+        "again until the host is back. Lost requests are the client's failed requests between "
+        "the stop and the FIB change.",
+        "",
+        "| system | rounds | failover median | p95 | max | recovery median "
+        "| lost per failover (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for system in SYSTEMS:
+        data = results["failover"][system.name]
+        rounds = data["rounds"]
+        fo = summary([r["failover_s"] for r in rounds])
+        rec = summary([r["recovery_s"] for r in rounds])
+        lost = sum(r["lost"] for r in rounds) / len(rounds)
+        out.append(
+            f"| {system.label} | {len(rounds)} | {_fmt(fo['median'])} s | {_fmt(fo['p95'])} s | "
+            f"{_fmt(fo['max'])} s | {_fmt(rec['median'])} s | {lost:.1f} |"
+        )
+    for sig in ("SIGTERM", "SIGKILL"):
+        cells = []
+        for system in SYSTEMS:
+            values = [
+                r["failover_s"]
+                for r in results["failover"][system.name]["rounds"]
+                if r["signal"] == sig
+            ]
+            if values:
+                s = summary(values)
+                cells.append(f"{system.name} {_fmt(s['median'])}/{_fmt(s['max'])} s")
+        out.append(f"\n{sig} only (median/max): " + "; ".join(cells) + ".")
+    ours = results["failover"]["announcer"].get("breakdown")
+    if ours:
+        out += [
+            "",
+            "Where this plugin's failover time goes (medians, from its own log and the FIB): "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in ours.items())
+            + ". *detect*: stop to first failed probe (a watched connection closes at once); "
+            "*confirm*: the remaining `fall - 1` probes at `fast_interval`; *exabgp*: until "
+            "ExaBGP acknowledged the withdraw; *router*: until FRR's route left the kernel.",
+        ]
+    out += [
+        "",
+        "## Drain",
+        "",
+        "lb2 is drained under the same traffic: this plugin with `announcer drain` (graceful "
+        "shutdown community for `gshut_period` = 2 s in the lab, then withdraw), the "
+        "healthcheck with its `--disable` file (an immediate withdraw with "
+        "`--withdraw-on-down`; without it only the MED changes, which routers ignore across "
+        "ASes).",
+        "",
+        "| system | drains | host out of the FIB after (median) | requests lost per drain |",
+        "|---|---|---|---|",
+    ]
+    for system in SYSTEMS:
+        rows = results["failover"][system.name]["drains"]
+        if rows:
+            fib = summary([r["fib_s"] for r in rows])["median"]
+            lost = sum(r["lost"] for r in rows) / len(rows)
+            out.append(f"| {system.name} | {len(rows)} | {_fmt(fib)} s | {lost:.1f} |")
+    out += [
+        "",
+        "## Scale and cost",
+        "",
+        "One host with N VIPs, each with its own HTTP check at 1 s. *All in FIB* counts from "
+        "the start of the lab (network, FRR, nginx, ExaBGP) until the router's kernel has every "
+        "VIP. CPU is the announcer's whole process tree (for the healthcheck: every healthcheck "
+        "process and the curl it forks) over a steady-state window, as a share of one core; RSS "
+        "is the peak sum over the tree. Updates are BGP UPDATEs the router received per minute "
+        "in that window.",
+        "",
+        "| system | VIPs | all in FIB | CPU | RSS | ExaBGP CPU | updates/min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for system in SYSTEMS:
+        for row in results["scale"][system.name]:
+            if "error" in row:
+                out.append(f"| {system.name} | {row['vips']} | {row['error']} | | | | |")
+                continue
+            out.append(
+                f"| {system.name} | {row['vips']} | {row['all_in_fib_s']:.1f} s | "
+                f"{100 * row['cpu']:.1f}% | {row['rss_mib']:.0f} MiB | "
+                f"{100 * row['exabgp_cpu']:.1f}% | {row['updates_per_min']:.0f} |"
+            )
+    jitter = results["jitter"]
+    out += [
+        "",
+        "## No false withdrawal under jitter",
+        "",
+        f"This plugin ran {jitter['seconds'] / 60:.0f} min against a health endpoint whose "
+        f"latency is uniform between 0 and {jitter['max_delay_s']} s (half the "
+        f"{jitter['timeout_s']} s timeout): the router received {jitter['updates']} UPDATEs "
+        f"from that host and its FIB was missing it in {jitter['fib_samples_missing']} of the "
+        "samples taken every 200 ms.",
+    ]
+    plots = _plots(results, img)
+    if plots:
+        out += ["", "## Plots", ""] + [f"![{name}](img/{name})" for name in plots]
+    out.append("")
+    return "\n".join(out)

@@ -1,0 +1,344 @@
+"""Benchmarks: this plugin side by side with ExaBGP's bundled healthcheck, in the FRR lab.
+
+    python -m bench.run            # the full run (about 25 minutes); writes docs/benchmarks.md
+    python -m bench.run --quick    # a reduced run in under 5 minutes
+
+Needs root and the lab's tools (scripts/setup.sh), plus matplotlib for the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from announcer.lab.lab import Lab
+from announcer.lab.topology import LbHost
+
+from .measure import (
+    failover_rounds,
+    lost_between,
+    read_client,
+    sample_usage,
+    wait_gone,
+    wait_present,
+)
+from .systems import (
+    ANNOUNCER,
+    HEALTHCHECK_DEFAULT,
+    SYSTEMS,
+    System,
+    configure_lab_host,
+    healthcheck_exabgp_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = ["lb1", "lb2", "lb3"]
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def _workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="announcer-bench-"))
+
+
+def make_lab(
+    system: System,
+    hosts: int = 3,
+    vips: list[str] | None = None,
+    plugin: dict[str, Any] | None = None,
+) -> Lab:
+    def override(host: LbHost, config: dict[str, Any]) -> None:
+        configure_lab_host(lab, system, host, config, vips)
+        if plugin and host.name in plugin:
+            plugin[host.name](config)
+
+    exabgp_config = None
+    if not system.is_ours:
+        vip_list = vips or ["192.0.2.10/32"]
+        urls = (
+            [f"http://127.0.0.1/health?v={i}" for i in range(len(vip_list))]
+            if vips
+            else ["http://127.0.0.1/health"]
+        )
+
+        def exabgp_config(host: LbHost, folder: Path) -> str:
+            processes = healthcheck_exabgp_config(system, vip_list, urls, folder)
+            names = " ".join(f"hc{i}" for i in range(len(vip_list)))
+            return processes + (
+                f"neighbor 198.51.100.1 {{\n    router-id {host.v4};\n"
+                f"    local-address {host.v4};\n    local-as {host.asn};\n    peer-as 65000;\n"
+                f"    hold-time 3;\n    family {{ ipv4 unicast; }}\n"
+                f"    api {{ processes [ {names} ]; }}\n}}\n"
+            )
+
+    lab = Lab(
+        _workdir(),
+        hosts=hosts,
+        plugin_overrides=override,
+        haproxy_hosts=0,
+        exabgp_config=exabgp_config,
+    )
+    return lab
+
+
+def bench_failover(system: System, rounds: int, drains: int) -> dict[str, Any]:
+    lab = make_lab(system)
+    try:
+        lab.up()
+        lab.wait_fib(ALL, timeout=60)
+        client_log = lab.workdir / "client.jsonl"
+        requests = rounds * 12 * 50 + 1000
+        client = lab.start_client(
+            "http://192.0.2.10/", count=requests, interval_s=0.02, log=client_log
+        )
+        cycle = 5.0 if system is HEALTHCHECK_DEFAULT else 1.0
+        log(f"{system.name}: {rounds} failover rounds")
+        results = failover_rounds(lab, "lb1", rounds, cycle, client_log)
+        drain_rows = bench_drains(lab, system, drains, client_log)
+        client.terminate()
+        client.wait(5)
+        all_requests = read_client(client_log)
+        return {
+            "rounds": [asdict(r) for r in results],
+            "drains": drain_rows,
+            "requests": len(all_requests),
+            "breakdown": breakdown(lab, results) if system.is_ours else None,
+        }
+    finally:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
+
+
+def bench_drains(lab: Lab, system: System, drains: int, client_log: Path) -> list[dict[str, Any]]:
+    """Drain lb2 and undrain it again, under the same client traffic."""
+    address = lab.host("lb2").v4
+    rows = []
+    for _ in range(drains):
+        wait_present(lab, address)
+        time.sleep(1.0)
+        t0 = time.time()
+        if system.is_ours:
+            lab.announcer("lb2", "drain", "--reason", "benchmark")
+        else:
+            lab.drain_file("lb2").touch()  # the healthcheck's --disable file
+        t1 = wait_gone(lab, address)
+        # until the route is really gone (ours keeps it, at local-pref 0, for gshut_period)
+        deadline = time.monotonic() + 30
+        while address in lab.bgp_paths() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t2 = time.time()
+        time.sleep(0.5)
+        if system.is_ours:
+            lab.announcer("lb2", "undrain")
+        else:
+            lab.drain_file("lb2").unlink()
+        wait_present(lab, address)
+        rows.append({"t0": t0, "fib_s": t1 - t0, "withdrawn_s": t2 - t0, "end": t2 + 0.5})
+    time.sleep(1.0)
+    results = read_client(client_log)
+    for row in rows:
+        row["lost"] = lost_between(results, row["t0"], row["end"])
+    return rows
+
+
+def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
+    """Where the time goes, from the plugin's log: first failed probe, verdict, ExaBGP ack,
+    and the router's FIB."""
+    events = []
+    for line in (lab.dir("lb1") / "exabgp.log").read_text().splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    parts: dict[str, list[float]] = {"detect": [], "confirm": [], "exabgp": [], "router": []}
+    for r in rounds:
+        window = [e for e in events if r.t0 <= e["ts"] <= r.t1 + 0.01]
+        first = next(
+            (
+                e["ts"]
+                for e in window
+                if e["msg"].startswith("check ") and e.get("reason") not in (None, "ok")
+            ),
+            None,
+        )
+        down = next((e["ts"] for e in window if e["msg"].endswith(" is down")), None)
+        synced = next(
+            (e["ts"] for e in window if e["msg"] == "routes synced" and e.get("withdrawn")), None
+        )
+        if None in (first, down, synced):
+            continue
+        parts["detect"].append(first - r.t0)
+        parts["confirm"].append(down - first)
+        parts["exabgp"].append(synced - down)
+        parts["router"].append(r.t1 - synced)
+    return {k: sorted(v)[len(v) // 2] for k, v in parts.items() if v}
+
+
+def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
+    vips = [f"198.18.{i // 256}.{i % 256}/32" for i in range(count)]
+    lab = make_lab(system, hosts=1, vips=vips)
+    try:
+        started = time.monotonic()
+        lab.up()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            routes = lab.fib_count("198.18.0.0/15")
+            if routes >= count:
+                break
+            time.sleep(0.1)
+        all_in = time.monotonic() - started
+        if routes < count:
+            return {"vips": count, "error": f"only {routes} of {count} in the FIB after 120s"}
+        time.sleep(3.0)
+        fragment = ("announcer", "run") if system.is_ours else ("exabgp", "healthcheck")
+        pids = lab._pids("lb1", *fragment)
+        updates_before = lab.updates_received("lb1")
+        cpu, rss = sample_usage(pids, window_s)
+        exabgp_pid = lab.exabgp_pid("lb1")
+        updates = lab.updates_received("lb1") - updates_before
+        exabgp_cpu, _ = sample_usage([exabgp_pid], 3.0) if exabgp_pid else (0.0, 0.0)
+        return {
+            "vips": count,
+            "all_in_fib_s": all_in,
+            "cpu": cpu,
+            "rss_mib": rss,
+            "exabgp_cpu": exabgp_cpu,
+            "updates_per_min": updates * 60 / window_s,
+            "processes": len(pids),
+        }
+    finally:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
+
+
+def bench_jitter(seconds: float) -> dict[str, Any]:
+    """No false withdrawal while the health endpoint's latency jitters up to half the timeout."""
+    timeout_s = 0.5
+
+    def jittery(config: dict[str, Any]) -> None:
+        config["checks"]["web"]["http"]["url"] = "http://127.0.0.1:8090/health"
+        config["checks"]["web"]["timeout"] = f"{timeout_s}s"
+
+    lab = make_lab(ANNOUNCER, plugin={"lb1": jittery})
+    try:
+        lab.up()
+        server = lab._spawn(
+            "lb1",
+            [
+                sys.executable,
+                "-m",
+                "bench.jitter_server",
+                "--port",
+                "8090",
+                "--max-delay",
+                str(timeout_s / 2),
+            ],
+            lab.dir("lb1") / "jitter.log",
+        )
+        del server
+        lab.wait_fib(ALL, timeout=60)
+        address = lab.host("lb1").v4
+        before = lab.updates_received("lb1")
+        missing = 0
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            if address not in lab.fib():
+                missing += 1
+            time.sleep(0.2)
+        updates = lab.updates_received("lb1") - before
+        return {
+            "seconds": seconds,
+            "updates": updates,
+            "fib_samples_missing": missing,
+            "max_delay_s": timeout_s / 2,
+            "timeout_s": timeout_s,
+        }
+    finally:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20
+    frr = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "frr"], capture_output=True, text=True, check=False
+    ).stdout
+    from importlib.metadata import version
+
+    return (
+        f"{os.cpu_count()} x {cpu}, {mem} GiB, {platform.platform()}, Python "
+        f"{platform.python_version()}, ExaBGP {version('exabgp')}, FRR {frr}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a reduced run, under 5 minutes")
+    parser.add_argument("--out", type=Path, default=None, help="write the report here")
+    parser.add_argument("--json", type=Path, default=None, help="write raw results here")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    rounds, drains = (6, 2) if quick else (24, 6)
+    scales = (1, 100) if quick else (1, 100, 1000)
+    window = 10.0 if quick else 30.0
+    jitter_seconds = 45.0 if quick else 600.0
+    command = "python -m bench.run" + (" --quick" if quick else "")
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "command": command,
+        "quick": quick,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    for system in SYSTEMS:
+        results.setdefault("failover", {})[system.name] = bench_failover(system, rounds, drains)
+    for system in SYSTEMS:
+        for count in scales:
+            if not system.is_ours and count > 100:
+                results.setdefault("scale", {}).setdefault(system.name, []).append(
+                    {
+                        "vips": count,
+                        "error": "not run: needs one Python process per VIP "
+                        f"({count} processes, about {count * 20 // 1000} GB)",
+                    }
+                )
+                continue
+            log(f"{system.name}: {count} VIPs")
+            results.setdefault("scale", {}).setdefault(system.name, []).append(
+                bench_scale(system, count, window)
+            )
+    log(f"announcer: {jitter_seconds:.0f}s with a jittery health endpoint")
+    results["jitter"] = bench_jitter(jitter_seconds)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    from .report import render
+
+    text = render(results, ROOT / "docs" / "img")
+    if args.out:
+        args.out.write_text(text)
+        log(f"wrote {args.out}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
