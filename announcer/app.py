@@ -28,7 +28,7 @@ from .exabgp_io import ExabgpSession, LineChannel, StdioChannel
 from .logs import get_logger
 from .metrics import Metrics
 from .reconciler import Reconciler
-from .scheduler import CheckRunner
+from .scheduler import CheckRunner, Watchers
 
 __all__ = ["Plugin", "run_plugin"]
 
@@ -80,13 +80,14 @@ class Plugin:
         self.reconciler = Reconciler(self.session, on_commands=self.metrics.observe_command)
         self.engine = Engine(
             config,
-            on_desired=self.reconciler.set_desired,
+            on_desired=self.reconciler.update,
             on_transition=self.metrics.observe_transition,
             on_drains_changed=self._save_drains,
         )
         self._restore_drains()
         self.metrics.attach(self.engine, self.reconciler, lambda: self.session.pending)
         self.runners: dict[str, CheckRunner] = {}
+        self.watchers = Watchers()
         self._check_tasks: dict[str, asyncio.Task[None]] = {}
         self._crashed: asyncio.Future[BaseException] | None = None
         token, posts_allowed = read_token(config.api.token_file)
@@ -154,7 +155,9 @@ class Plugin:
                 del self.runners[name]
         for name in sorted(used - set(self.runners)):
             spec = self.config.checks[name]
-            runner = CheckRunner(name, spec, build_probe(spec.probe), self._on_result)
+            runner = CheckRunner(
+                name, spec, build_probe(spec.probe), self._on_result, self.watchers
+            )
             self.runners[name] = runner
             task = asyncio.create_task(runner.run(), name=f"check:{name}")
             task.add_done_callback(self._task_done)
@@ -193,7 +196,7 @@ class Plugin:
             drain_file = self.config.drain.file
             if drain_file is not None:
                 self.engine.set_drain_file(os.path.exists(drain_file), now)
-            self.engine.recompute(now)  # ages verdicts, advances drains and dampening
+            self.engine.tick(now)  # ages verdicts, advances drains and dampening
             await asyncio.sleep(TICK_S)
 
     async def _serve_api(self) -> web.AppRunner | None:

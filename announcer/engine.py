@@ -22,6 +22,7 @@ from .core import (
     Decision,
     DrainPhase,
     DrainTiming,
+    Health,
     Reason,
     Route,
     Verdict,
@@ -83,7 +84,8 @@ def _timing(config: Config) -> DrainTiming:
     return DrainTiming(d.gshut_period, d.connections_below, d.max_wait)
 
 
-DesiredListener = Callable[[dict[str, Route | None]], None]
+# (desired routes of the VIPs just decided, those left undecided, whether that was all of them)
+DesiredListener = Callable[[dict[str, Route | None], list[str], bool], None]
 TransitionListener = Callable[[str, Decision, Decision], None]
 
 
@@ -124,6 +126,19 @@ class Engine:
         self._routes = {vip.prefix: route_for(vip, self._local_as) for vip in config.vips}
         for name in config.checks:
             self.check_states.setdefault(name, CheckState())
+        # which VIPs a check's result can change: its own, plus all of them while draining on
+        # its connection count
+        self._vips_by_check: dict[str, list[VipConfig]] = {name: [] for name in config.checks}
+        self._weighted_by: dict[str, list[VipConfig]] = {name: [] for name in config.checks}
+        for vip in config.vips:
+            for name in vip.checks:
+                self._vips_by_check[name].append(vip)
+            if vip.weight is not None and vip.weight.from_check is not None:
+                self._weighted_by[vip.weight.from_check].append(vip)
+        self._ttl = {name: spec.ttl_s for name, spec in config.checks.items()}
+        self._vip_by_prefix = {vip.prefix: vip for vip in config.vips}
+        # VIPs whose decision can change with time alone: drained, penalised, held down
+        self._timed: set[str] = set(self.drains) & set(self._vip_by_prefix)
 
     def reconfigure(self, config: Config, now: float) -> dict[str, list[str]]:
         """Switch to a new config, keeping the state of everything that did not change."""
@@ -182,8 +197,32 @@ class Engine:
                 check,
                 extra={"check": check, "reason": result.reason, "detail": result.detail},
             )
-        self.recompute(now)
+        if state.health is not before.health:
+            self.recompute(now, self._vips_by_check[check])
+        elif self._weighted_by[check]:
+            self.recompute(now, self._weighted_by[check])
+        if check == self.config.drain.connections_check and (self.drains or self.drain_file):
+            self.recompute(now)
         return state
+
+    def tick(self, now: float) -> None:
+        """Re-decide the VIPs whose decision can change with time alone: stale checks, drains
+        in progress, dampening penalties decaying, hold-downs."""
+        due: dict[str, VipConfig] = {}
+        if self.drain_file is not None:
+            due = {vip.prefix: vip for vip in self.config.vips}
+        for prefix in self._timed:
+            vip = self._vip_by_prefix.get(prefix)
+            if vip is not None:
+                due[prefix] = vip
+        for name, state in self.check_states.items():
+            if state.health is not Health.UP or state.last_result_at is None:
+                continue
+            if now - state.last_result_at > self._ttl.get(name, float("inf")):
+                for vip in self._vips_by_check.get(name, ()):
+                    due[vip.prefix] = vip
+        if due:
+            self.recompute(now, due.values())
 
     def set_neighbor(self, peer: str, state: str) -> None:
         self.neighbors[peer] = state
@@ -245,6 +284,7 @@ class Engine:
                 )
         if self.drains:
             log.info("drains restored", extra={"vips": sorted(self.drains)})
+            self.recompute(now)
 
     def drains_complete(self) -> bool:
         return all(self.phases.get(v.prefix) is DrainPhase.WITHDRAWN for v in self.config.vips)
@@ -288,8 +328,7 @@ class Engine:
     def decide_vip(self, vip: VipConfig, now: float) -> Decision:
         prefix = vip.prefix
         healths = (
-            effective_health(self.check_states[name], now, self.config.checks[name].ttl_s)
-            for name in vip.checks
+            effective_health(self.check_states[name], now, self._ttl[name]) for name in vip.checks
         )
         health = decide(vip.required_count(), healths)
         damp = self.dampening.get(prefix, Dampening())
@@ -327,9 +366,12 @@ class Engine:
         )
         return finalize(health, phase, damp.suppressed, held, self.stopping)
 
-    def recompute(self, now: float) -> None:
-        desired: dict[str, Route | None] = dict.fromkeys(self.retired)
-        for vip in self.config.vips:
+    def recompute(self, now: float, vips: Iterable[VipConfig] | None = None) -> None:
+        """Decide again for `vips` (all when None) and report their desired routes."""
+        full = vips is None
+        desired: dict[str, Route | None] = dict.fromkeys(self.retired) if full else {}
+        undecided: list[str] = []
+        for vip in self.config.vips if vips is None else vips:
             decision = self.decide_vip(vip, now)
             previous = self.decisions.get(vip.prefix)
             if previous != decision:
@@ -355,11 +397,22 @@ class Engine:
                     previous or Decision(Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS),
                     decision,
                 )
+            damp = self.dampening.get(vip.prefix)
+            if (
+                vip.prefix in self.drains
+                or (damp is not None and damp.penalty > 0)
+                or decision.reason is Reason.HOLD_DOWN
+            ):
+                self._timed.add(vip.prefix)
+            else:
+                self._timed.discard(vip.prefix)
             if decision.verdict is Verdict.ANNOUNCE:
                 desired[vip.prefix] = self._route(vip, decision)
             elif decision.verdict is Verdict.WITHDRAW:
                 desired[vip.prefix] = None
-        self._on_desired(desired)
+            else:
+                undecided.append(vip.prefix)
+        self._on_desired(desired, undecided, full)
 
     def stop(self, now: float) -> None:
         self.stopping = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -179,6 +180,7 @@ def ack_state(reconciler: Reconciler, prefix: str) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._probe_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.probe_duration = Histogram(
             "announcer_probe_duration_seconds",
             "Probe duration.",
@@ -227,8 +229,14 @@ class Metrics:
         self.registry.register(_StateCollector(engine, reconciler, pending))
 
     def observe_probe(self, check: str, result: ProbeResult) -> None:
-        self.probe_duration.labels(check).observe(result.duration_s)
-        self.probes.labels(check, result.reason).inc()
+        # labels() looks children up by tuple each time: keep them, probes come by the thousand
+        key = (check, result.reason)
+        children = self._probe_children.get(key)
+        if children is None:
+            children = (self.probe_duration.labels(check), self.probes.labels(*key))
+            self._probe_children[key] = children
+        children[0].observe(result.duration_s)
+        children[1].inc()
 
     def observe_transition(self, vip: str, old: Decision, new: Decision) -> None:
         self.transitions.labels(vip, new.verdict.value, new.reason.value).inc()

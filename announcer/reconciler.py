@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .core import Route, batch_commands, plan
 from .exabgp_io import AckResult, ExabgpSession
@@ -42,15 +42,35 @@ class Reconciler:
         self.errors = 0
         # bumped by restate(): acks for commands sent before it must not count as current
         self._epoch = 0
+        # prefixes whose desired route changed (or failed) since they were last sent
+        self._dirty: set[str] = set()
+
+    def update(
+        self, desired: Mapping[str, Route | None], undecided: Iterable[str] = (), full: bool = False
+    ) -> None:
+        """Take new desired routes. `full`: `desired` is the whole set (a prefix missing from it
+        is undecided); otherwise only these prefixes changed (and `undecided` are left alone)."""
+        changed = False
+        if full:
+            for prefix in set(self.desired) - set(desired):
+                del self.desired[prefix]
+        for prefix in undecided:
+            self.desired.pop(prefix, None)
+        for prefix, route in desired.items():
+            if prefix not in self.desired or self.desired[prefix] != route:
+                self.desired[prefix] = route
+                self._dirty.add(prefix)
+                changed = True
+        if changed:
+            self._kick()
 
     def set_desired(self, desired: Mapping[str, Route | None]) -> None:
-        if desired != self.desired:
-            self.desired = dict(desired)
-            self._kick()
+        self.update(desired, full=True)
 
     def restate(self) -> None:
         """Forget what we believe ExaBGP has, so everything decided is sent again."""
         self.acked.clear()
+        self._dirty.update(self.desired)
         self._epoch += 1
         self._kick()
 
@@ -70,7 +90,8 @@ class Reconciler:
 
     async def sync_once(self) -> bool:
         """Send the current difference once. True when nothing is left to do."""
-        desired = dict(self.desired)
+        dirty, self._dirty = self._dirty, set()
+        desired = {prefix: self.desired[prefix] for prefix in dirty if prefix in self.desired}
         changes = plan(desired, self.acked)
         if not changes:
             self._idle.set()
@@ -91,6 +112,7 @@ class Reconciler:
                     self.acked_at[prefix] = time.time()
                 else:
                     self.acked.pop(prefix, None)
+                    self._dirty.add(prefix)
             if result is not AckResult.DONE:
                 failed += 1
                 log.error(
@@ -112,7 +134,7 @@ class Reconciler:
             self._schedule_retry()
             return False
         self._retry_s = RETRY_FIRST_S
-        if plan(self.desired, self.acked):
+        if self._dirty:
             self._kick()
             return False
         self._idle.set()

@@ -11,50 +11,95 @@ import random
 import time
 from collections.abc import Callable
 
-from healthchecks import Probe, ProbeResult, endpoint_of, run_probe, watch
+from healthchecks import Endpoint, Probe, ProbeResult, endpoint_of, run_probe, watch
 
 from .config import CheckConfig
 from .core import CheckState, is_confirming
 
-__all__ = ["CheckRunner"]
+__all__ = ["CheckRunner", "Watchers"]
 
 ResultSink = Callable[[str, ProbeResult, float], CheckState]
 
 
+class Watchers:
+    """One connection watcher per endpoint, shared by every check of that endpoint: a thousand
+    checks against one nginx hold one idle connection, and all probe at once when it closes."""
+
+    def __init__(self) -> None:
+        self._by_endpoint: dict[Endpoint, tuple[asyncio.Task[None], set[CheckRunner]]] = {}
+
+    def add(self, endpoint: Endpoint, runner: CheckRunner) -> None:
+        if endpoint not in self._by_endpoint:
+            retry_s = min(runner.spec.interval, 4 * runner.spec.fast_interval)
+            runners: set[CheckRunner] = set()
+
+            def on_change() -> None:
+                for each in list(runners):
+                    each.probe_now()
+
+            task = asyncio.create_task(
+                watch(endpoint, on_change, retry_s), name=f"watch:{endpoint}"
+            )
+            self._by_endpoint[endpoint] = (task, runners)
+        self._by_endpoint[endpoint][1].add(runner)
+
+    def remove(self, endpoint: Endpoint, runner: CheckRunner) -> None:
+        entry = self._by_endpoint.get(endpoint)
+        if entry is None:
+            return
+        task, runners = entry
+        runners.discard(runner)
+        if not runners:
+            task.cancel()
+            del self._by_endpoint[endpoint]
+
+    def __len__(self) -> int:
+        return len(self._by_endpoint)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class CheckRunner:
-    def __init__(self, name: str, spec: CheckConfig, probe: Probe, sink: ResultSink) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: CheckConfig,
+        probe: Probe,
+        sink: ResultSink,
+        watchers: Watchers | None = None,
+    ) -> None:
+        self._watchers = watchers
         self.name = name
         self.spec = spec
         self.probe = probe
         self._sink = sink
-        self._now = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def probe_now(self) -> None:
-        """Cut the current wait short (SIGUSR1, or anything that suspects a change)."""
-        self._now.set()
+        """Cut the current wait short (SIGUSR1, or the watcher saw the service go)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def _sleep(self, seconds: float) -> None:
+        # a bare future and one timer: a thousand checks sleep and wake every second
         if seconds <= 0:
             return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(seconds, _wake, waiter)
         try:
-            async with asyncio.timeout(seconds):
-                await self._now.wait()
-        except TimeoutError:
-            pass
-        self._now.clear()
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def run(self) -> None:
-        watcher = None
         endpoint = endpoint_of(self.spec.probe) if self.spec.watch else None
-        if endpoint is not None:
-            watcher = asyncio.create_task(
-                watch(
-                    endpoint,
-                    self.probe_now,
-                    retry_s=min(self.spec.interval, 4 * self.spec.fast_interval),
-                ),
-                name=f"watch:{self.name}",
-            )
+        if endpoint is not None and self._watchers is not None:
+            self._watchers.add(endpoint, self)
         # spread the first probes of many checks over one interval, capped so start-up stays fast
         await self._sleep(random.uniform(0, min(self.spec.interval, 0.5)))
         try:
@@ -65,7 +110,6 @@ class CheckRunner:
                 delay = self.spec.fast_interval if is_confirming(state) else self.spec.interval
                 await self._sleep(started + delay - time.monotonic())
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+            if endpoint is not None and self._watchers is not None:
+                self._watchers.remove(endpoint, self)
             await self.probe.close()

@@ -6,10 +6,10 @@ import asyncio
 import errno
 import ssl
 import time
-from dataclasses import replace
 
 import aiohttp
 
+from ._lean_http import BadResponse
 from .base import Probe, ProbeFailure, ProbeResult
 
 __all__ = ["reason_for_exception", "run_probe"]
@@ -37,7 +37,7 @@ def reason_for_exception(exc: BaseException) -> str:
         return _ERRNO_REASONS.get(exc.os_error.errno or 0, "connect_error")
     if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
         return "connection_reset"
-    if isinstance(exc, aiohttp.ClientError):
+    if isinstance(exc, aiohttp.ClientError | BadResponse):
         return "http_error"
     if isinstance(exc, OSError):
         return _ERRNO_REASONS.get(exc.errno or 0, "os_error")
@@ -62,4 +62,11 @@ async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:
             duration_s=time.monotonic() - started,
             detail=detail[:200],
         )
-    return replace(result, duration_s=time.monotonic() - started)
+    return ProbeResult(
+        result.ok,
+        result.reason,
+        time.monotonic() - started,
+        result.detail,
+        result.capacity,
+        result.metrics,
+    )

@@ -7,7 +7,7 @@ probes at the fast interval, so a change takes `fall` x `fast_interval`, not `fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["CheckState", "Health", "effective_health", "is_confirming", "step"]
@@ -38,14 +38,7 @@ def step(state: CheckState, ok: bool, rise: int, fall: int, now: float) -> Check
         successes, failures = 0, state.failures + 1
         flips = state.health is not Health.DOWN and failures >= fall
         health = Health.DOWN if flips else state.health
-    return replace(
-        state,
-        health=health,
-        successes=successes,
-        failures=failures,
-        changed_at=now if flips else state.changed_at,
-        last_result_at=now,
-    )
+    return CheckState(health, successes, failures, now if flips else state.changed_at, now)
 
 
 def is_confirming(state: CheckState) -> bool:
