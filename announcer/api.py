@@ -31,6 +31,7 @@ class DrainBody(BaseModel):
 
     vips: list[str] | None = Field(default=None, max_length=10000)
     reason: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    persist: bool = True
 
 
 class ApiState:
@@ -133,7 +134,11 @@ async def drain(request: web.Request) -> web.Response:
         return body
     engine = request.app[STATE].engine
     vips = engine.drain(
-        body.vips, body.reason or "drained through the API", _source(request), time.monotonic()
+        body.vips,
+        body.reason or "drained through the API",
+        _source(request),
+        time.monotonic(),
+        persist=body.persist,
     )
     return web.json_response({"drained": vips})
 

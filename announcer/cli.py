@@ -176,8 +176,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    result = _call(_client(args).drain, args.vips, args.reason or "drained from the CLI")
+    client = _client(args)
+    reason = args.reason or "drained from the CLI"
+    result = _call(client.drain, args.vips, reason, not args.no_persist)
     print("drained: " + ", ".join(result["drained"]))
+    if args.wait:
+        pending = _call(client.wait_drained, result["drained"], args.timeout)
+        if pending:
+            print(
+                f"error: still announced after {args.timeout:g}s: {', '.join(pending)}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        print("withdrawn: " + ", ".join(result["drained"]))
     return EXIT_OK
 
 
@@ -255,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("vips", nargs="*", metavar="VIP")
         if name == "drain":
             p.add_argument("--reason", default="")
+            p.add_argument(
+                "--wait", action="store_true", help="return once every drained VIP is withdrawn"
+            )
+            p.add_argument(
+                "--timeout", type=float, default=120.0, help="how long --wait waits (seconds)"
+            )
+            p.add_argument(
+                "--no-persist",
+                action="store_true",
+                help="do not keep this drain across plugin restarts",
+            )
         p.set_defaults(func=func)
 
     from .lab.cli import add_lab_parser

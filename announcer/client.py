@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -40,8 +41,24 @@ class ApiClient:
     def status(self) -> Any:
         return self._request("GET", "/v1/status")
 
-    def drain(self, vips: list[str], reason: str) -> Any:
-        return self._request("POST", "/v1/drain", {"vips": vips or None, "reason": reason})
+    def drain(self, vips: list[str], reason: str, persist: bool = True) -> Any:
+        body = {"vips": vips or None, "reason": reason, "persist": persist}
+        return self._request("POST", "/v1/drain", body)
+
+    def wait_drained(self, vips: list[str], timeout_s: float) -> list[str]:
+        """Until every VIP (all when none given) is withdrawn; return those that are not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.status()
+            pending = [
+                v["prefix"]
+                for v in status["vips"]
+                if (not vips or v["prefix"] in vips)
+                and not (v["desired"] == "withdraw" and v["acknowledged"] == "withdrawn")
+            ]
+            if not pending or time.monotonic() >= deadline:
+                return list(pending)
+            time.sleep(0.2)
 
     def reload(self) -> Any:
         return self._request("POST", "/v1/reload", {})

@@ -49,6 +49,7 @@ class DrainRequest:
     source: str  # api | cli | file | signal
     since: float  # wall clock, for people
     requested_at: float  # monotonic, for the drain phases
+    persist: bool = True  # kept in drain.state_file across restarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +235,18 @@ class Engine:
     def _targets(self, vips: Iterable[str] | None) -> list[str]:
         return [v.prefix for v in self.config.vips] if not vips else list(vips)
 
-    def drain(self, vips: Iterable[str] | None, reason: str, source: str, now: float) -> list[str]:
+    def drain(
+        self,
+        vips: Iterable[str] | None,
+        reason: str,
+        source: str,
+        now: float,
+        persist: bool = True,
+    ) -> list[str]:
         targets = self._targets(vips)
         for prefix in targets:
             if prefix not in self.drains:
-                self.drains[prefix] = DrainRequest(reason, source, time.time(), now)
+                self.drains[prefix] = DrainRequest(reason, source, time.time(), now, persist)
         log.info("drain", extra={"vips": targets, "reason": reason, "source": source})
         self._on_drains_changed()
         self.recompute(now)
@@ -267,6 +275,7 @@ class Engine:
         return {
             p: {"reason": d.reason, "source": d.source, "since": d.since}
             for p, d in self.drains.items()
+            if d.persist
         }
 
     def restore_drains(self, saved: dict[str, Any], now: float) -> None:

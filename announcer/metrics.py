@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -179,6 +185,8 @@ def ack_state(reconciler: Reconciler, prefix: str) -> str:
 
 class Metrics:
     def __init__(self) -> None:
+        # no `*_created` series next to every counter: noise on every scrape
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self._probe_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.probe_duration = Histogram(

@@ -26,10 +26,11 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     data, labels = [], []
     for system in SYSTEMS:
-        rounds = results["failover"][system.name]["rounds"]
-        data.append([r["failover_s"] for r in rounds])
-        labels.append(system.name)
-    ax.boxplot(data, vert=False, labels=labels, showfliers=True)
+        rounds = results["failover"].get(system.name, {}).get("rounds", [])
+        if rounds:
+            data.append([r["failover_s"] for r in rounds])
+            labels.append(system.name)
+    ax.boxplot(data, orientation="horizontal", tick_labels=labels, showfliers=True)
     for row, values in enumerate(data, start=1):
         ax.scatter(values, [row] * len(values), s=10, alpha=0.6)
     ax.set_xlabel("seconds from nginx stopping to the router's FIB dropping the host")
@@ -41,7 +42,7 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
     names.append("failover.png")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for system in SYSTEMS:
-        rows = [r for r in results["scale"][system.name] if "cpu" in r]
+        rows = [r for r in results["scale"].get(system.name, []) if "cpu" in r]
         if rows:
             ax.plot(
                 [r["vips"] for r in rows],
@@ -61,7 +62,7 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
     return names
 
 
-def render(results: dict[str, Any], img: Path) -> str:
+def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
     out = [
         "# Benchmarks",
         "",
@@ -87,6 +88,8 @@ def render(results: dict[str, Any], img: Path) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for system in SYSTEMS:
+        if system.name not in results["failover"]:
+            continue
         data = results["failover"][system.name]
         rounds = data["rounds"]
         fo = summary([r["failover_s"] for r in rounds])
@@ -132,7 +135,7 @@ def render(results: dict[str, Any], img: Path) -> str:
         "|---|---|---|---|",
     ]
     for system in SYSTEMS:
-        rows = results["failover"][system.name]["drains"]
+        rows = results["failover"].get(system.name, {}).get("drains", [])
         if rows:
             fib = summary([r["fib_s"] for r in rows])["median"]
             lost = sum(r["lost"] for r in rows) / len(rows)
@@ -152,7 +155,7 @@ def render(results: dict[str, Any], img: Path) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for system in SYSTEMS:
-        for row in results["scale"][system.name]:
+        for row in results["scale"].get(system.name, []):
             if "error" in row:
                 out.append(f"| {system.name} | {row['vips']} | {row['error']} | | | | |")
                 continue
@@ -174,6 +177,6 @@ def render(results: dict[str, Any], img: Path) -> str:
     ]
     plots = _plots(results, img)
     if plots:
-        out += ["", "## Plots", ""] + [f"![{name}](img/{name})" for name in plots]
+        out += ["", "## Plots", ""] + [f"![{name}]({img_link}/{name})" for name in plots]
     out.append("")
     return "\n".join(out)

@@ -28,6 +28,7 @@ import yaml
 
 from .netns import (
     LabError,
+    alive,
     existing_namespaces,
     ip,
     ip_json,
@@ -439,7 +440,7 @@ class Lab:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except FileNotFoundError:
                 continue
-            if all(f in cmdline for f in fragments) and _alive(pid):
+            if all(f in cmdline for f in fragments) and alive(pid):
                 pids.append(pid)
         return pids
 
@@ -491,7 +492,7 @@ class Lab:
         pid = self.exabgp_pid(name)
         if pid is not None:
             os.kill(pid, signum)
-            _wait_until(lambda: not _alive(pid), 10, f"{name}: ExaBGP did not stop")
+            _wait_until(lambda: not alive(pid), 10, f"{name}: ExaBGP did not stop")
 
     def drain_file(self, name: str) -> Path:
         return self.dir(name) / "drain"
@@ -591,17 +592,7 @@ class Lab:
     ) -> list[dict[str, Any]]:
         out = netns_exec(
             CLIENT,
-            sys.executable,
-            "-m",
-            "announcer.lab.traffic",
-            "--url",
-            url,
-            "--count",
-            str(count),
-            "--interval",
-            str(interval_s),
-            "--timeout",
-            str(timeout_s),
+            *_client_argv(url, count, interval_s, timeout_s),
             timeout=count * (interval_s + timeout_s) + 30,
         )
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -609,19 +600,7 @@ class Lab:
     def start_client(
         self, url: str, count: int, interval_s: float, log: Path
     ) -> subprocess.Popen[bytes]:
-        argv = [
-            sys.executable,
-            "-m",
-            "announcer.lab.traffic",
-            "--url",
-            url,
-            "--count",
-            str(count),
-            "--interval",
-            str(interval_s),
-            "--timeout",
-            "1",
-        ]
+        argv = _client_argv(url, count, interval_s, 1.0)
         return self._spawn(CLIENT, argv, log)
 
 
@@ -638,20 +617,24 @@ def _sysctl(namespace: str, key: str, value: str) -> None:
     netns_exec(namespace, "sysctl", "-qw", f"{key}={value}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    if state == "Z":
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return True
+def _client_argv(url: str, count: int, interval_s: float, timeout_s: float) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "announcer.lab.traffic",
+        "--url",
+        url,
+        "--count",
+        str(count),
+        "--interval",
+        str(interval_s),
+        "--timeout",
+        str(timeout_s),
+    ]
 
 
 def _gone(pid: int) -> bool:
-    return not _alive(pid)
+    return not alive(pid)
 
 
 def _wait_until(

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "LabError",
+    "alive",
     "existing_namespaces",
     "ip",
     "ip_json",
@@ -85,13 +86,14 @@ def kill_namespace_processes(namespace: str, grace_s: float = 2.0) -> None:
                 os.kill(pid, signum)
         deadline = time.monotonic() + grace_s
         while pids and time.monotonic() < deadline:
-            pids = [p for p in namespace_pids(namespace) if _running(p)]
+            pids = [p for p in namespace_pids(namespace) if alive(p)]
             time.sleep(0.05)
         if not pids:
             return
 
 
-def _running(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie (reaped here if it is our own child)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):

@@ -128,7 +128,9 @@ def test_frr_restarted_routes_come_back(lab):
 
 
 def test_drain_and_undrain_through_the_cli(lab):
-    lab.announcer("lb2", "drain", "--reason", "maintenance")
+    out = lab.announcer("lb2", "drain", "--reason", "maintenance", "--wait")
+    assert "withdrawn: 192.0.2.10/32" in out
+    assert lab.host("lb2").v4 not in lab.bgp_paths()  # --wait returned after the withdraw
     lab.wait_fib(["lb1", "lb3"])
     lab.wait_fib(["lb1", "lb3"], VIP6)
     assert "maintenance" in lab.announcer("lb2", "status")

@@ -1,0 +1,137 @@
+"""The operations kit agrees with the code: alert rules, dashboard, docs and systemd unit."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from announcer.metrics import METRIC_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
+METRIC = re.compile(r"\b(announcer_[a-z_]+)")
+
+
+def family(name: str) -> str:
+    for suffix in SUFFIXES:
+        if name.endswith(suffix) and name.removesuffix(suffix) in METRIC_NAMES:
+            return name.removesuffix(suffix)
+    return name
+
+
+def exprs_of_rules() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def exprs_of_dashboard() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "announcer-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return exprs
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_every_metric_used_exists(source):
+    exprs = exprs_of_rules() if source == "alerts" else exprs_of_dashboard()
+    used = {family(m) for e in exprs for m in METRIC.findall(e)}
+    assert used, "no metric found: the test would prove nothing"
+    assert used <= set(METRIC_NAMES), used - set(METRIC_NAMES)
+
+
+def test_every_metric_is_documented():
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    missing = [name for name in METRIC_NAMES if f"`{name}" not in operations]
+    assert not missing, missing
+
+
+async def test_metric_names_match_a_real_scrape(health_server, plugin_config, unused_tcp_port):
+    """METRIC_NAMES is what /metrics really serves once the plugin has done some work."""
+    import asyncio
+
+    from aiohttp import ClientSession
+
+    from announcer.app import Plugin
+    from announcer.config import parse_config
+    from tests.unit.test_plugin_inprocess import MemoryChannel
+
+    config = plugin_config(health_server.url)
+    config["vips"][0]["weight"] = {"bandwidth_mbps": 100, "asn": 65001}
+    channel = MemoryChannel()
+    plugin = Plugin(parse_config(config), channel)
+    task = asyncio.create_task(plugin.run())
+    await channel.wait_for("announce")
+    plugin.engine.set_neighbor("198.51.100.1", "up")
+    async with ClientSession() as http, http.get(f"http://{config['api']['listen']}/metrics") as r:
+        text = await r.text()
+    plugin.request_stop("test")
+    await task
+    served = {
+        family(line.split("{")[0].split(" ")[0])
+        for line in text.splitlines()
+        if line.startswith("announcer_")
+    }
+    assert served == set(METRIC_NAMES), served ^ set(METRIC_NAMES)
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+def _required(tool: str | None, name: str) -> None:
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing in CI (scripts/setup.sh installs it)")
+        pytest.skip(f"{name} not installed")
+
+
+def test_promtool_checks_the_rules():
+    _required(PROMTOOL, "promtool")
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", "alerts.yml"],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_fire_as_their_unit_tests_say():
+    _required(PROMTOOL, "promtool")
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "alerts.test.yml"],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_systemd_unit_verifies(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    _required(analyze, "systemd-analyze")
+    venv_bin = str(Path(os.sys.executable).parent)
+    unit = (DEPLOY / "systemd" / "exabgp-announcer.service").read_text()
+    (tmp_path / "exabgp-announcer.service").write_text(unit.replace("/opt/announcer/bin", venv_bin))
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / "exabgp-announcer.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 0 and not problems, problems
+
+
+def test_systemd_unit_checks_the_config_and_drains_on_stop():
+    unit = (DEPLOY / "systemd" / "exabgp-announcer.service").read_text()
+    assert "ExecStartPre=/opt/announcer/bin/announcer check -c" in unit
+    assert "announcer drain --wait --no-persist" in unit
+    assert "User=exabgp" in unit and "CapabilityBoundingSet=\n" in unit
