@@ -186,7 +186,7 @@ def ack_state(reconciler: Reconciler, prefix: str) -> str:
 class Metrics:
     def __init__(self) -> None:
         # no `*_created` series next to every counter: noise on every scrape
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self._probe_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.probe_duration = Histogram(

@@ -9,7 +9,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
-from ._lean_http import lean_get
+from ._lean_http import build_request, lean_get
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
 
@@ -69,6 +69,7 @@ class HttpClient:
         )
         literal = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = target.host or (literal if default_port else f"{literal}:{self._port}")
+        self._request = build_request(self._path, self._host_header)
         self._ssl_context: ssl.SSLContext | None = None
         if url.scheme == "https":
             context = ssl.create_default_context(cafile=target.ca_file)
@@ -99,8 +100,7 @@ class HttpClient:
             status, body = await lean_get(
                 self._host,
                 self._port,
-                self._path,
-                self._host_header,
+                self._request,
                 ssl_context=self._ssl_context,
                 server_hostname=self._target.host or self._host,
                 limit=MAX_BODY_BYTES,

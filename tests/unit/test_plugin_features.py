@@ -215,3 +215,59 @@ async def test_static_weight_sends_link_bandwidth(health_server, unused_tcp_port
     index = await run.wait_for("announce")
     assert "extended-community [ bandwidth:65001:125000000 ]" in run.channel.commands[index]
     await run.stop()
+
+
+async def test_min_announce_interval_holds_a_quick_comeback(
+    health_server, unused_tcp_port, tmp_path
+):
+    config = base(health_server.url, unused_tcp_port,
+                  dampening={"enabled": False, "min_announce_interval": "1500ms"})
+    config["checks"]["web"].update(rise=1, fall=1, interval="50ms", timeout="40ms")
+    run = Running(config, tmp_path / "c.yaml")
+    first = await run.wait_for(f"announce route {VIP}")
+    health_server.status = 500
+    withdrawn = await run.wait_for(f"withdraw route {VIP}", after=first + 1)
+    health_server.status = 200
+    await asyncio.sleep(0.4)  # the check is up again, well inside the hold-down
+    assert run.plugin.engine.decisions[VIP].reason.value == "hold_down"
+    assert not [c for c in run.since(withdrawn + 1) if c.startswith("announce")]
+    await run.wait_for(f"announce route {VIP}", after=withdrawn + 1, timeout=5)
+    await run.stop()
+
+
+async def test_drain_waits_for_the_load_balancer_connections(
+    health_server, unused_tcp_port, tmp_path
+):
+    """`connections_below`: the withdraw waits until HAProxy reports few enough sessions."""
+    from tests.unit.test_probes import SHOW_STAT
+
+    reply = {"text": SHOW_STAT}  # the recorded web backend reports 7 current sessions
+
+    async def serve(reader, writer):
+        await reader.readline()
+        writer.write(reply["text"].encode())
+        await writer.drain()
+        writer.close()
+
+    socket_path = str(tmp_path / "admin.sock")
+    server = await asyncio.start_unix_server(serve, socket_path)
+    config = base(health_server.url, unused_tcp_port,
+                  drain={"gshut_period": "200ms", "connections_below": 5,
+                         "connections_check": "lb", "max_wait": "20s"})
+    config["checks"]["lb"] = {"haproxy": {"socket": socket_path, "backend": "web"},
+                              "interval": "100ms", "timeout": "80ms"}
+    config["vips"][0]["checks"] = ["web", "lb"]
+    run = Running(config, tmp_path / "c.yaml")
+    try:
+        first = await run.wait_for(f"announce route {VIP}")
+        run.plugin.engine.drain(None, "maintenance", "test", asyncio.get_running_loop().time())
+        gshut = await run.wait_for("65535:0", after=first + 1)
+        await asyncio.sleep(0.8)  # well past gshut_period: 7 sessions keep it announced
+        assert not [c for c in run.since(gshut + 1) if c.startswith("withdraw")]
+        assert run.plugin.engine.phases[VIP].value == "graceful_shutdown"
+        reply["text"] = SHOW_STAT.replace("web,BACKEND,0,0,7,", "web,BACKEND,0,0,2,")
+        await run.wait_for(f"withdraw route {VIP}", after=gshut + 1, timeout=5)
+        await run.stop()
+    finally:
+        server.close()
+        await server.wait_closed()
