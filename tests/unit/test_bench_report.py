@@ -68,5 +68,8 @@ def test_report_has_every_table_and_plot(tmp_path):
     assert "| announcer | 1000 | 3.0 s | 13.3% | 69 MiB |" in text
     assert "| healthcheck-tuned | 1000 | not run |" in text
     assert "detect 6 ms" in text
+    assert "| failover median <= 0.3 s | 0.285 s | yes |" in text
+    assert "| 1000 VIPs: CPU <= 15% of one core | 13.3% | yes |" in text
+    assert "| no false withdrawal in 30 s of jitter | 0 UPDATEs | yes |" in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000

@@ -105,8 +105,9 @@ async def test_a_drain_asked_not_to_persist_is_not_saved(health_server, unused_t
     from aiohttp import ClientSession
 
     state = tmp_path / "drains.json"
-    config = base(health_server.url, unused_tcp_port,
-                  drain={"gshut_period": 0, "state_file": str(state)})
+    config = base(
+        health_server.url, unused_tcp_port, drain={"gshut_period": 0, "state_file": str(state)}
+    )
     run = Running(config, tmp_path / "c.yaml")
     await run.wait_for("announce")
     async with ClientSession() as http:
@@ -220,8 +221,11 @@ async def test_static_weight_sends_link_bandwidth(health_server, unused_tcp_port
 async def test_min_announce_interval_holds_a_quick_comeback(
     health_server, unused_tcp_port, tmp_path
 ):
-    config = base(health_server.url, unused_tcp_port,
-                  dampening={"enabled": False, "min_announce_interval": "1500ms"})
+    config = base(
+        health_server.url,
+        unused_tcp_port,
+        dampening={"enabled": False, "min_announce_interval": "1500ms"},
+    )
     config["checks"]["web"].update(rise=1, fall=1, interval="50ms", timeout="40ms")
     run = Running(config, tmp_path / "c.yaml")
     first = await run.wait_for(f"announce route {VIP}")
@@ -251,11 +255,21 @@ async def test_drain_waits_for_the_load_balancer_connections(
 
     socket_path = str(tmp_path / "admin.sock")
     server = await asyncio.start_unix_server(serve, socket_path)
-    config = base(health_server.url, unused_tcp_port,
-                  drain={"gshut_period": "200ms", "connections_below": 5,
-                         "connections_check": "lb", "max_wait": "20s"})
-    config["checks"]["lb"] = {"haproxy": {"socket": socket_path, "backend": "web"},
-                              "interval": "100ms", "timeout": "80ms"}
+    config = base(
+        health_server.url,
+        unused_tcp_port,
+        drain={
+            "gshut_period": "200ms",
+            "connections_below": 5,
+            "connections_check": "lb",
+            "max_wait": "20s",
+        },
+    )
+    config["checks"]["lb"] = {
+        "haproxy": {"socket": socket_path, "backend": "web"},
+        "interval": "100ms",
+        "timeout": "80ms",
+    }
     config["vips"][0]["checks"] = ["web", "lb"]
     run = Running(config, tmp_path / "c.yaml")
     try:
