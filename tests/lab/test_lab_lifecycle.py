@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,11 @@ from .conftest import ALL
 
 def test_refuses_to_clobber_a_running_lab(lab):
     other = Lab(Path(tempfile.mkdtemp(prefix="announcer-lab-test-")))
-    with pytest.raises(LabError, match="still running"):
-        other.up()
+    try:
+        with pytest.raises(LabError, match="still running"):
+            other.up()
+    finally:
+        shutil.rmtree(other.workdir, ignore_errors=True)
     assert set(lab.fib()) == lab.host_addresses(ALL)  # the running lab is untouched
 
 
@@ -46,6 +50,7 @@ def test_interrupted_demo_leaves_nothing_behind():
             demo.wait()
         if demo.stdout is not None:
             demo.stdout.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     deadline = time.monotonic() + 5
     while existing_namespaces() & {"r1", "lb1", "lb2", "lb3", "client"}:
         assert time.monotonic() < deadline, existing_namespaces()

@@ -90,26 +90,18 @@ def _required(tool: str | None, name: str) -> None:
         pytest.skip(f"{name} not installed")
 
 
-def test_promtool_checks_the_rules():
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "rules", "alerts.yml"],  # the rules are valid PromQL
+        ["test", "rules", "alerts.test.yml"],  # and fire as their unit tests say
+    ],
+    ids=["check", "test"],
+)
+def test_promtool(args):
     _required(PROMTOOL, "promtool")
     result = subprocess.run(
-        [PROMTOOL, "check", "rules", "alerts.yml"],
-        cwd=DEPLOY / "prometheus",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_alert_rules_fire_as_their_unit_tests_say():
-    _required(PROMTOOL, "promtool")
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", "alerts.test.yml"],
-        cwd=DEPLOY / "prometheus",
-        capture_output=True,
-        text=True,
-        check=False,
+        [PROMTOOL, *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
