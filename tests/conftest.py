@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp import web
 
+from tests.fakes import fast_http_check
+
 
 class Switchable:
     """A local HTTP health endpoint whose answer a test can change (and that can stop)."""
@@ -52,15 +54,7 @@ async def health_server() -> AsyncIterator[Switchable]:
 def plugin_config(tmp_path, unused_tcp_port_factory) -> Callable[..., dict]:
     def make(url: str, vips: list[str] | None = None, **check: object) -> dict:
         return {
-            "checks": {
-                "web": {
-                    "http": {"url": url},
-                    "interval": "200ms",
-                    "fast_interval": "50ms",
-                    "timeout": "100ms",
-                    **check,
-                }
-            },
+            "checks": {"web": fast_http_check(url, **check)},
             "vips": [{"prefix": p, "checks": ["web"]} for p in (vips or ["192.0.2.10/32"])],
             "drain": {"gshut_period": 0},
             "api": {"listen": f"127.0.0.1:{unused_tcp_port_factory()}"},

@@ -148,6 +148,17 @@ class _suppress:
         return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
 
 
+def fast_http_check(url: str, **overrides: object) -> dict:
+    """An HTTP check with short timings, so that tests settle in a fraction of a second."""
+    return {
+        "http": {"url": url},
+        "interval": "200ms",
+        "fast_interval": "50ms",
+        "timeout": "100ms",
+        **overrides,
+    }
+
+
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path

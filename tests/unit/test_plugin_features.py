@@ -8,6 +8,7 @@ import yaml
 
 from announcer.app import Plugin
 from announcer.config import load_config
+from tests.fakes import fast_http_check
 from tests.unit.test_plugin_inprocess import MemoryChannel
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
@@ -47,16 +48,7 @@ def base(url: str, port: int, **extra) -> dict:
             "router_id": "198.51.100.2",
             "neighbors": [{"address": "198.51.100.1", "peer_as": 65000}],
         },
-        "checks": {
-            "web": {
-                "http": {"url": url},
-                "interval": "200ms",
-                "fast_interval": "50ms",
-                "timeout": "100ms",
-                "rise": 2,
-                "fall": 2,
-            }
-        },
+        "checks": {"web": fast_http_check(url, rise=2, fall=2)},
         "vips": [{"prefix": VIP, "checks": ["web"]}],
         "api": {"listen": f"127.0.0.1:{port}"},
     }
