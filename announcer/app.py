@@ -270,7 +270,7 @@ class Plugin:
         _, stuck = await asyncio.wait(tasks, timeout=1.0)
         if stuck:
             log.error("tasks did not stop", extra={"tasks": [t.get_name() for t in stuck]})
-        await self._withdraw_everything(reader)
+        reader = await self._withdraw_everything(reader)
         reader.cancel()
         gone.cancel()
         await asyncio.gather(reader, gone, return_exceptions=True)
@@ -279,27 +279,28 @@ class Plugin:
         self.session.close()
         return status
 
-    async def _withdraw_everything(self, reader: asyncio.Task[None]) -> None:
+    async def _withdraw_everything(self, reader: asyncio.Task[None]) -> asyncio.Task[None]:
+        """Withdraw every VIP; return the task reading ExaBGP (a new one if it had died)."""
         if self.session.closed.is_set():
             log.info(
                 "ExaBGP is gone; its routes went with it",
                 extra={"reason": self.session.close_reason},
             )
-            return
+            return reader
         if reader.done():  # the reader itself failed: acks need a reader
             reader = asyncio.create_task(self.session.read_forever())
-            self._spare_reader = reader
         self.engine.stop(time.monotonic())
         prefixes = [vip.prefix for vip in self.config.vips]
         try:
             unconfirmed = await self.reconciler.withdraw_all(prefixes, SHUTDOWN_WITHDRAW_TIMEOUT_S)
         except (OSError, RuntimeError) as exc:
             log.error("could not withdraw on shutdown", extra={"error": str(exc)})
-            return
+            return reader
         if unconfirmed:
             log.error("withdraw not confirmed by ExaBGP", extra={"vips": unconfirmed})
         else:
             log.info("withdrew every VIP", extra={"vips": len(prefixes)})
+        return reader
 
 
 async def run_plugin(

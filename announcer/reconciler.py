@@ -64,9 +64,6 @@ class Reconciler:
         if changed:
             self._kick()
 
-    def set_desired(self, desired: Mapping[str, Route | None]) -> None:
-        self.update(desired, full=True)
-
     def restate(self) -> None:
         """Forget what we believe ExaBGP has, so everything decided is sent again."""
         self.acked.clear()

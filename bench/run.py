@@ -204,7 +204,7 @@ def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
             return {"vips": count, "error": f"only {routes} of {count} in the FIB after 120s"}
         time.sleep(3.0)
         fragment = ("announcer", "run") if system.is_ours else ("exabgp", "healthcheck")
-        pids = lab._pids("lb1", *fragment)
+        pids = lab.pids("lb1", *fragment)
         updates_before = lab.updates_received("lb1")
         cpu, rss = sample_usage(pids, window_s)
         exabgp_pid = lab.exabgp_pid("lb1")
@@ -235,7 +235,7 @@ def bench_jitter(seconds: float) -> dict[str, Any]:
     lab = make_lab(ANNOUNCER, plugin={"lb1": jittery})
     try:
         lab.up()
-        server = lab._spawn(
+        lab.start_process(
             "lb1",
             [
                 sys.executable,
@@ -248,7 +248,6 @@ def bench_jitter(seconds: float) -> dict[str, Any]:
             ],
             lab.dir("lb1") / "jitter.log",
         )
-        del server
         lab.wait_fib(ALL, timeout=60)
         address = lab.host("lb1").v4
         before = lab.updates_received("lb1")

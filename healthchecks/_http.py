@@ -78,16 +78,9 @@ class HttpClient:
                 context.verify_mode = ssl.CERT_NONE
             self._ssl_context = context
 
-    def _ssl(self) -> ssl.SSLContext | bool:
-        if self._target.insecure:
-            return False
-        if self._target.ca_file:
-            return ssl.create_default_context(cafile=self._target.ca_file)
-        return True
-
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=4)
+            connector = aiohttp.TCPConnector(ssl=self._ssl_context or True, limit=4)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 skip_auto_headers=("User-Agent",),

@@ -173,7 +173,7 @@ class Lab:
             json.dumps({"namespaces": self.namespaces, "pids": []})
         )
 
-    def _spawn(
+    def start_process(
         self, namespace: str, argv: list[str], log: Path, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         process = spawn(namespace, argv, log, env)
@@ -281,9 +281,9 @@ class Lab:
 
     def start_frr(self) -> None:
         d = self.dir(ROUTER)
-        self._spawn(ROUTER, self._frr_argv("zebra"), d / "zebra.out")
+        self.start_process(ROUTER, self._frr_argv("zebra"), d / "zebra.out")
         _wait_until(lambda: (d / "zserv.api").exists(), 10, "zebra did not start")
-        self._spawn(ROUTER, self._frr_argv("bgpd"), d / "bgpd.out")
+        self.start_process(ROUTER, self._frr_argv("bgpd"), d / "bgpd.out")
         _wait_until(lambda: (d / "bgpd.vty").exists(), 10, "bgpd did not start")
 
     def stop_frr(self) -> None:
@@ -398,16 +398,16 @@ class Lab:
         host, d = self.host(name), self.dir(name)
         if host.kind == "nginx":
             argv = ["nginx", "-c", str(d / "nginx.conf"), "-e", str(d / "nginx-error.log")]
-            self._spawn(name, argv, d / "nginx.out")
+            self.start_process(name, argv, d / "nginx.out")
         else:
             argv = ["haproxy", "-db", "-f", str(d / "haproxy.cfg")]
-            self._spawn(name, argv, d / "haproxy.out")
+            self.start_process(name, argv, d / "haproxy.out")
         _wait_until(lambda: self._listening(name, 80), 10, f"{name}: LB did not start")
 
     def start_backends(self, name: str) -> None:
         d = self.dir(name)
         argv = ["nginx", "-c", str(d / "backends.conf"), "-e", str(d / "backends-error.log")]
-        self._spawn(name, argv, d / "backends.out")
+        self.start_process(name, argv, d / "backends.out")
         _wait_until(lambda: self._listening(name, 8082), 10, f"{name}: no backends")
 
     def _listening(self, namespace: str, port: int) -> bool:
@@ -428,12 +428,12 @@ class Lab:
             "exabgp.log.destination": "stdout",
             "exabgp.log.level": "INFO",
         }
-        self._spawn(
+        self.start_process(
             name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")], d / "exabgp.log", env
         )
 
     # ---------------------------------------------------------------- what to break
-    def _pids(self, namespace: str, *fragments: str) -> list[int]:
+    def pids(self, namespace: str, *fragments: str) -> list[int]:
         pids = []
         for pid in [int(p) for p in ip("netns", "pids", namespace, check=False).split()]:
             try:
@@ -447,25 +447,25 @@ class Lab:
     def service_pids(self, name: str) -> list[int]:
         host, d = self.host(name), self.dir(name)
         if host.kind == "nginx":
-            return self._pids(name, "nginx", str(d / "nginx.conf")) + self._pids(
+            return self.pids(name, "nginx", str(d / "nginx.conf")) + self.pids(
                 name, "nginx: worker"
             )
-        return self._pids(name, "haproxy", str(d / "haproxy.cfg"))
+        return self.pids(name, "haproxy", str(d / "haproxy.cfg"))
 
     def stop_service(self, name: str, signum: int = signal.SIGTERM) -> None:
         """Stop nginx/HAProxy on a host, the way a crash (SIGKILL) or a stop (SIGTERM) does."""
         host, d = self.host(name), self.dir(name)
         masters = (
-            self._pids(name, "nginx", "-c", str(d / "nginx.conf"))
+            self.pids(name, "nginx", "-c", str(d / "nginx.conf"))
             if host.kind == "nginx"
-            else self._pids(name, "haproxy", str(d / "haproxy.cfg"))
+            else self.pids(name, "haproxy", str(d / "haproxy.cfg"))
         )
         for pid in masters:
             os.killpg(pid, signum) if signum == signal.SIGKILL else os.kill(pid, signum)
         _wait_until(lambda: not self._listening(name, 80), 10, f"{name}: still up")
 
     def stop_backends(self, name: str) -> None:
-        for pid in self._pids(name, "nginx", "-c", str(self.dir(name) / "backends.conf")):
+        for pid in self.pids(name, "nginx", "-c", str(self.dir(name) / "backends.conf")):
             os.kill(pid, signal.SIGTERM)
         _wait_until(lambda: not self._listening(name, 8082), 10, "backends still up")
 
@@ -482,10 +482,10 @@ class Lab:
             os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def plugin_pids(self, name: str) -> list[int]:
-        return self._pids(name, "announcer", "run", "-c")
+        return self.pids(name, "announcer", "run", "-c")
 
     def exabgp_pid(self, name: str) -> int | None:
-        pids = self._pids(name, "exabgp", "server")
+        pids = self.pids(name, "exabgp", "server")
         return pids[0] if pids else None
 
     def stop_exabgp(self, name: str, signum: int = signal.SIGTERM) -> None:
@@ -601,7 +601,7 @@ class Lab:
         self, url: str, count: int, interval_s: float, log: Path
     ) -> subprocess.Popen[bytes]:
         argv = _client_argv(url, count, interval_s, 1.0)
-        return self._spawn(CLIENT, argv, log)
+        return self.start_process(CLIENT, argv, log)
 
 
 @contextlib.contextmanager
