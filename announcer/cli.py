@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_exabgp_config(args: argparse.Namespace) -> int:
-    from .exabgp_config import default_plugin_command, render_exabgp_config
+    from .exabgp.conf import default_plugin_command, render_exabgp_config
 
     config = _load(args.config)
     command = (
@@ -125,7 +125,7 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from .client import ApiClient
+    from .api.client import ApiClient
 
     url, token_file = args.api, args.token_file
     if args.config:
@@ -143,7 +143,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _call(fn: Any, *fn_args: Any) -> Any:
-    from .client import ApiError
+    from .api.client import ApiError
 
     try:
         return fn(*fn_args)

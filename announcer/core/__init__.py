@@ -1,51 +1,136 @@
-"""The pure decision core: no I/O, no asyncio, no clock. Time is always passed in."""
+"""The pure decision core: no I/O, no asyncio, no clock. Time is always passed in.
+
+`machine.step` is the one reducer every decision goes through; `reconcile` is the pure ledger
+of what ExaBGP acknowledged; the rest are the small functions both are built from.
+"""
 
 from __future__ import annotations
 
 from .dampening import Dampening, DampeningPolicy, current, record_flap
 from .drain import GRACEFUL_SHUTDOWN, DrainPhase, DrainTiming, drain_phase
 from .exabgp_commands import UnsafeToken, announce_command, batch_commands, withdraw_command
-from .exabgp_messages import Ack, Info, Malformed, Message, NeighborState, Shutdown, parse_line
-from .hysteresis import CheckState, Health, effective_health, is_confirming, step
+from .exabgp_messages import (
+    Ack,
+    Info,
+    Malformed,
+    Message,
+    NeighborState,
+    RibRoutes,
+    Shutdown,
+    parse_line,
+)
+from .hysteresis import CheckState, Health, effective_health, is_confirming, shifted, step
+from .machine import (
+    UNDECIDED,
+    CheckChanged,
+    CheckRecord,
+    Drain,
+    DrainEntry,
+    DrainFile,
+    Effect,
+    Event,
+    LastProbe,
+    Level,
+    Log,
+    Neighbor,
+    ProbeAgain,
+    ProbeDone,
+    Reload,
+    Restate,
+    RestoredDrain,
+    RestoreDrains,
+    RibReported,
+    SaveDrains,
+    State,
+    Stop,
+    Tick,
+    Transition,
+    Undrain,
+    VipRecord,
+    initial_state,
+)
+from .machine import step as reduce
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
-from .reconcile import Changes, plan
+from .reconcile import Changes, Ledger, answered, plan, restated
+from .routes import base_route, build_route
+from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
 from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
 
 __all__ = [
     "BYTES_PER_MBPS",
     "GRACEFUL_SHUTDOWN",
+    "UNDECIDED",
     "Ack",
     "Changes",
+    "CheckChanged",
+    "CheckRecord",
+    "CheckSpec",
     "CheckState",
     "Dampening",
     "DampeningPolicy",
     "Decision",
+    "Drain",
+    "DrainEntry",
+    "DrainFile",
     "DrainPhase",
     "DrainTiming",
+    "Effect",
+    "Event",
     "Health",
     "Info",
+    "LastProbe",
+    "Ledger",
+    "Level",
+    "Log",
     "Malformed",
     "Message",
+    "Neighbor",
     "NeighborState",
+    "Policy",
+    "ProbeAgain",
+    "ProbeDone",
     "Reason",
+    "Reload",
+    "Restate",
+    "RestoreDrains",
+    "RestoredDrain",
+    "RibReported",
+    "RibRoutes",
     "Route",
+    "SaveDrains",
     "Shutdown",
+    "Spec",
+    "State",
+    "Stop",
+    "Tick",
+    "Transition",
+    "Undrain",
     "UnsafeToken",
     "Verdict",
+    "VipRecord",
+    "VipSpec",
+    "WeightSpec",
     "announce_command",
+    "answered",
     "bandwidth_community",
+    "base_route",
     "batch_commands",
+    "build_route",
     "current",
     "decide",
     "drain_phase",
     "effective_health",
     "finalize",
+    "initial_state",
     "is_confirming",
     "parse_line",
     "plan",
     "quantise",
     "record_flap",
+    "reduce",
+    "restated",
+    "shifted",
     "step",
     "withdraw_command",
 ]

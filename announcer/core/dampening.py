@@ -43,6 +43,8 @@ def _decayed(state: Dampening, now: float, policy: DampeningPolicy) -> float:
 
 def current(state: Dampening, now: float, policy: DampeningPolicy) -> Dampening:
     """The state at `now`: decayed, and released once below `reuse`."""
+    if state.penalty <= 0 and not state.suppressed:
+        return state  # nothing to decay: keep the value (and its equality) as it is
     penalty = _decayed(state, now, policy)
     suppressed = state.suppressed and penalty >= policy.reuse
     if penalty < 1.0:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["Ack", "Info", "Malformed", "Message", "NeighborState", "Shutdown", "parse_line"]
+__all__ = [
+    "Ack",
+    "Info",
+    "Malformed",
+    "Message",
+    "NeighborState",
+    "RibRoutes",
+    "Shutdown",
+    "parse_line",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +42,39 @@ class Info:
 
 
 @dataclass(frozen=True, slots=True)
+class RibRoutes:
+    """One line of the answer to `show adj-rib out json`: the routes held for one peer."""
+
+    peer: str
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     line: str
     error: str
 
 
-Message = Ack | NeighborState | Shutdown | Info | Malformed
+Message = Ack | NeighborState | Shutdown | RibRoutes | Info | Malformed
+
+
+def _rib_routes(event: dict[str, object]) -> RibRoutes | Malformed | None:
+    """`{"<peer>": {"routes": [{"prefix": ..., "family": ...}, ...]}}`, or None if not that."""
+    if len(event) != 1:
+        return None
+    ((peer, body),) = event.items()
+    if not isinstance(body, dict) or set(body) != {"routes"}:
+        return None
+    routes = body["routes"]
+    if not isinstance(routes, list):
+        return Malformed(str(event)[:200], "adj-rib-out answer: routes is not a list")
+    prefixes = []
+    for route in routes:
+        prefix = route.get("prefix") if isinstance(route, dict) else None
+        if not isinstance(prefix, str):
+            return Malformed(str(event)[:200], "adj-rib-out answer: a route without a prefix")
+        prefixes.append(prefix)
+    return RibRoutes(peer, tuple(prefixes))
 
 
 def _parse_json(line: str) -> Message:
@@ -64,6 +100,9 @@ def _parse_json(line: str) -> Message:
         return Shutdown(line)
     if "answer" in event:  # the JSON ack form, in case an ExaBGP ever sends it
         return Ack(event.get("answer") == "done")
+    rib = _rib_routes(event)
+    if rib is not None:
+        return rib
     return Info(line)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CheckState", "Health", "effective_health", "is_confirming", "step"]
+__all__ = ["CheckState", "Health", "effective_health", "is_confirming", "shifted", "step"]
 
 
 class Health(StrEnum):
@@ -26,6 +26,10 @@ class CheckState:
     failures: int = 0
     changed_at: float | None = None
     last_result_at: float | None = None
+    # when this check's state began (start-up, or a reload that changed the check): an UNKNOWN
+    # that lasts longer than the TTL counts as DOWN, so a check that never gives a verdict
+    # cannot keep a predecessor's route in place
+    since: float | None = None
 
 
 def step(state: CheckState, ok: bool, rise: int, fall: int, now: float) -> CheckState:
@@ -38,7 +42,9 @@ def step(state: CheckState, ok: bool, rise: int, fall: int, now: float) -> Check
         successes, failures = 0, state.failures + 1
         flips = state.health is not Health.DOWN and failures >= fall
         health = Health.DOWN if flips else state.health
-    return CheckState(health, successes, failures, now if flips else state.changed_at, now)
+    return CheckState(
+        health, successes, failures, now if flips else state.changed_at, now, state.since
+    )
 
 
 def is_confirming(state: CheckState) -> bool:
@@ -54,9 +60,28 @@ def is_confirming(state: CheckState) -> bool:
 
 def effective_health(state: CheckState, now: float, ttl_s: float) -> Health:
     """The health to act on: a verdict older than its time-to-live counts as DOWN, so a probe
-    that hangs (or a scheduler that died) cannot keep a route announced."""
-    if state.health is Health.UP and (
-        state.last_result_at is None or now - state.last_result_at > ttl_s
-    ):
+    that hangs (or a scheduler that died) cannot keep a route announced; so does an UNKNOWN
+    that has lasted longer than the TTL."""
+    if state.health is Health.UP:
+        if state.last_result_at is None or now - state.last_result_at > ttl_s:
+            return Health.DOWN
+    elif state.health is Health.UNKNOWN and state.since is not None and now - state.since > ttl_s:
         return Health.DOWN
     return state.health
+
+
+def shifted(state: CheckState, seconds: float) -> CheckState:
+    """The state with every timestamp moved `seconds` later: the plugin was not running for
+    that long, so its verdicts must not age by it."""
+
+    def later(at: float | None) -> float | None:
+        return None if at is None else at + seconds
+
+    return CheckState(
+        state.health,
+        state.successes,
+        state.failures,
+        later(state.changed_at),
+        later(state.last_result_at),
+        later(state.since),
+    )

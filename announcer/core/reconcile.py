@@ -1,21 +1,25 @@
-"""The difference between the routes we want and the routes ExaBGP has acknowledged.
+"""The second pure machine: what ExaBGP acknowledged, and what to send to make it match.
 
-Both sides map prefix -> Route (announced) or None (withdrawn). A prefix missing from `desired`
-is undecided: nothing is sent for it. A prefix missing from `acked` is unknown to us (we just
-started, or a command failed): a desired withdraw is then sent anyway, which is harmless when
-nothing is there and removes a route an earlier instance left behind.
+`desired` maps prefix -> Route (announce) or None (withdraw); a prefix missing from it is
+undecided and nothing is sent for it. The `Ledger` maps what ExaBGP acknowledged the same way;
+a prefix missing from it is unknown (we just started, re-stated, or a command failed or was not
+answered), so a desired withdraw is sent anyway: harmless when nothing is there, and it removes
+a route an earlier instance left behind.
+
+The reconciler in the shell only does I/O around these functions: `plan` a batch, send it,
+fold the answers back with `answered`; `restated` after a session comes up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .model import Route
 
-__all__ = ["Changes", "plan"]
+__all__ = ["Changes", "Ledger", "answered", "plan", "restated"]
 
-UNKNOWN = object()
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +31,54 @@ class Changes:
         return bool(self.announce or self.withdraw)
 
 
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    acked: Mapping[str, Route | None] = field(default_factory=dict)
+    # bumped by `restated`: answers to commands sent before it describe a RIB that is gone
+    epoch: int = 0
+    errors: int = 0
+
+
 def plan(desired: Mapping[str, Route | None], acked: Mapping[str, Route | None]) -> Changes:
     announce: list[Route] = []
     withdraw: list[str] = []
     for prefix, want in desired.items():
-        have = acked.get(prefix, UNKNOWN)
+        have = acked.get(prefix, _UNKNOWN)
         if want is None:
             if have is not None:
                 withdraw.append(prefix)
         elif have != want:
             announce.append(want)
     return Changes(tuple(announce), tuple(withdraw))
+
+
+def answered(
+    ledger: Ledger,
+    sent: Sequence[Sequence[tuple[str, Route | None]]],
+    results: Sequence[bool | None],
+    epoch: int,
+) -> Ledger:
+    """Fold ExaBGP's answers into the ledger.
+
+    `sent` holds, per command, what it set each prefix it covered to (None: withdrawn);
+    `results` is True for `done`, False for `error`, None for no answer in time. A failed or
+    unanswered prefix becomes unknown, so the next plan sends it again.
+    """
+    if epoch != ledger.epoch:
+        return ledger
+    acked = dict(ledger.acked)
+    errors = ledger.errors
+    for covered, result in zip(sent, results, strict=True):
+        if result is not True:
+            errors += 1
+        for prefix, value in covered:
+            if result is True:
+                acked[prefix] = value
+            else:
+                acked.pop(prefix, None)
+    return Ledger(acked, ledger.epoch, errors)
+
+
+def restated(ledger: Ledger) -> Ledger:
+    """Forget what ExaBGP acknowledged: everything decided is sent again."""
+    return Ledger({}, ledger.epoch + 1, ledger.errors)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from announcer.metrics import METRIC_NAMES
+from announcer.api.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,6 +59,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
 
     from announcer.app import Plugin
     from announcer.config import parse_config
+    from announcer.core import Neighbor
     from tests.unit.test_plugin_inprocess import MemoryChannel
 
     config = plugin_config(health_server.url)
@@ -67,7 +68,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     plugin = Plugin(parse_config(config), channel)
     task = asyncio.create_task(plugin.run())
     await channel.wait_for("announce")
-    plugin.engine.set_neighbor("198.51.100.1", "up")
+    plugin.owner.post(Neighbor("198.51.100.1", "up"))
     async with ClientSession() as http, http.get(f"http://{config['api']['listen']}/metrics") as r:
         text = await r.text()
     plugin.request_stop("test")

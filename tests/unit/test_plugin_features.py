@@ -7,6 +7,7 @@ import signal
 import yaml
 
 from announcer.app import Plugin
+from announcer.core import Drain, Undrain
 from announcer.config import load_config
 from tests.fakes import fast_http_check
 from tests.unit.test_plugin_inprocess import MemoryChannel
@@ -65,11 +66,11 @@ async def test_staged_drain_announces_graceful_shutdown_then_withdraws(
     )
     first = await run.wait_for(f"announce route {VIP}")
     assert "65535:0" not in run.channel.commands[first]
-    run.plugin.engine.drain(None, "maintenance", "test", asyncio.get_running_loop().time())
+    await run.plugin.owner.submit(Drain(None, "maintenance", "test"))
     gshut = await run.wait_for("community [ 65535:0 ]", after=first + 1)
     withdraw = await run.wait_for(f"withdraw route {VIP}", after=gshut + 1)
     assert withdraw > gshut
-    run.plugin.engine.undrain(None, "test", 0)
+    await run.plugin.owner.submit(Undrain(None, "test"))
     back = await run.wait_for(f"announce route {VIP}", after=withdraw + 1)
     assert "65535:0" not in run.channel.commands[back]
     await run.stop()
@@ -82,14 +83,14 @@ async def test_a_drain_survives_a_restart(health_server, unused_tcp_port, tmp_pa
     )
     run = Running(config, tmp_path / "c.yaml")
     await run.wait_for("announce")
-    run.plugin.engine.drain([VIP], "rma", "test", 0)
+    await run.plugin.owner.submit(Drain((VIP,), "rma", "test"))
     await run.wait_for("withdraw")
     await run.stop()
     again = Running(config, tmp_path / "c.yaml")
     await again.wait_for(f"withdraw route {VIP}")
     await asyncio.sleep(0.6)  # long enough for the checks to pass
     assert not [c for c in again.channel.commands if c.startswith("announce")]
-    assert again.plugin.engine.drains[VIP].reason == "rma"
+    assert again.plugin.owner.state.drains[VIP].reason == "rma"
     await again.stop()
 
 
@@ -121,7 +122,7 @@ async def test_reload_adds_a_vip_without_touching_the_others(
     mark = len(run.channel.commands)
     config["vips"].append({"prefix": VIP2, "checks": ["web"]})
     run.path.write_text(yaml.safe_dump(config))
-    assert run.plugin.reload() == []
+    assert await run.plugin.reload() == []
     await run.wait_for(f"announce route {VIP2}", after=mark)
     await asyncio.sleep(0.5)
     assert not [c for c in run.since(mark) if VIP in c], run.since(mark)
@@ -136,7 +137,7 @@ async def test_reload_with_a_broken_config_changes_nothing(
     await run.wait_for(f"announce route {VIP}")
     mark = len(run.channel.commands)
     run.path.write_text("vips: [{prefix: 192.0.2.0/33, checks: [web]}]\nchecks: {}\n")
-    problems = run.plugin.reload()
+    problems = await run.plugin.reload()
     assert any("192.0.2.0/33" in p for p in problems)
     await asyncio.sleep(0.5)
     assert run.since(mark) == []
@@ -191,7 +192,7 @@ async def test_a_flapping_check_is_suppressed_then_released(
         health_server.status = 500 if health_server.status == 200 else 200
         await asyncio.sleep(0.12)
     health_server.status = 200
-    vip = run.plugin.engine.decisions[VIP]
+    vip = run.plugin.owner.state.vips[VIP].decision
     assert vip.reason.value == "suppressed", vip
     updates = [c for c in run.channel.commands if VIP in c]
     # the first announce, then withdraw/announce pairs until the third withdrawal suppresses
@@ -225,7 +226,7 @@ async def test_min_announce_interval_holds_a_quick_comeback(
     withdrawn = await run.wait_for(f"withdraw route {VIP}", after=first + 1)
     health_server.status = 200
     await asyncio.sleep(0.4)  # the check is up again, well inside the hold-down
-    assert run.plugin.engine.decisions[VIP].reason.value == "hold_down"
+    assert run.plugin.owner.state.vips[VIP].decision.reason.value == "hold_down"
     assert not [c for c in run.since(withdrawn + 1) if c.startswith("announce")]
     await run.wait_for(f"announce route {VIP}", after=withdrawn + 1, timeout=5)
     await run.stop()
@@ -266,11 +267,11 @@ async def test_drain_waits_for_the_load_balancer_connections(
     run = Running(config, tmp_path / "c.yaml")
     try:
         first = await run.wait_for(f"announce route {VIP}")
-        run.plugin.engine.drain(None, "maintenance", "test", asyncio.get_running_loop().time())
+        await run.plugin.owner.submit(Drain(None, "maintenance", "test"))
         gshut = await run.wait_for("65535:0", after=first + 1)
         await asyncio.sleep(0.8)  # well past gshut_period: 7 sessions keep it announced
         assert not [c for c in run.since(gshut + 1) if c.startswith("withdraw")]
-        assert run.plugin.engine.phases[VIP].value == "graceful_shutdown"
+        assert run.plugin.owner.state.vips[VIP].phase.value == "graceful_shutdown"
         reply["text"] = SHOW_STAT.replace("web,BACKEND,0,0,7,", "web,BACKEND,0,0,2,")
         await run.wait_for(f"withdraw route {VIP}", after=gshut + 1, timeout=5)
         await run.stop()

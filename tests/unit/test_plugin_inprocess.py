@@ -63,9 +63,9 @@ async def test_an_exception_inside_the_loop_withdraws_every_vip(running):
     plugin, task, channel, _ = await running()
 
     def explode(*args):
-        raise RuntimeError("bug in the engine")
+        raise RuntimeError("bug in the reducer")
 
-    plugin.engine.on_result = explode
+    plugin.owner.apply = explode  # the state task fails, and so does the last-resort Stop step
     assert await asyncio.wait_for(task, 5) == 1
     withdrawn = " ".join(c for c in channel.commands if c.startswith("withdraw"))
     assert "192.0.2.10/32" in withdrawn and "192.0.2.11/32" in withdrawn
@@ -127,7 +127,7 @@ async def test_bad_api_bodies_are_rejected_and_change_nothing(running, body, pro
     async with ClientSession() as http, http.post(f"{base}/v1/drain", data=body) as r:
         assert r.status == 400
         assert (await r.json())["error"] == problem
-    assert plugin.engine.drains == {}
+    assert plugin.owner.state.drains == {}
 
 
 async def test_token_is_required_for_changes_when_set(running):
@@ -143,7 +143,7 @@ async def test_token_is_required_for_changes_when_set(running):
         headers = {"Authorization": "Bearer s3cret"}
         async with http.post(f"{base}/v1/drain", json={}, headers=headers) as r:
             assert r.status == 200
-    assert set(plugin.engine.drains) == {"192.0.2.10/32", "192.0.2.11/32"}
+    assert set(plugin.owner.state.drains) == {"192.0.2.10/32", "192.0.2.11/32"}
 
 
 async def test_drain_file_drains_everything(running, tmp_path):

@@ -1,7 +1,7 @@
-"""One task per check: probe, hand the result to the engine, sleep until the next probe.
+"""One task per check: probe, hand the result to the state owner, sleep until the next probe.
 
 The cadence does not drift (the next probe is due `interval` after the previous one started)
-and switches to `fast_interval` while the engine is confirming a change.
+and switches to `fast_interval` while the reducer is confirming a change.
 """
 
 from __future__ import annotations
@@ -9,49 +9,61 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from healthchecks import Endpoint, Probe, ProbeResult, endpoint_of, run_probe, watch
 
-from .config import CheckConfig
-from .core import CheckState, is_confirming
+from ..config import CheckConfig
+from ..core import CheckState, is_confirming
 
-__all__ = ["CheckRunner", "Watchers"]
+__all__ = ["CheckRunner", "ResultSink", "Watchers"]
 
-ResultSink = Callable[[str, ProbeResult, float], CheckState]
+# (check, result, monotonic time the probe started) -> the check's state once folded in
+ResultSink = Callable[[str, ProbeResult, float], Awaitable[CheckState | None]]
+# the checks of one endpoint wake over this much time, not all at once, when its idle
+# connection closes: the first at once (failover speed), the rest spread so that a thousand
+# checks against one nginx neither hit it together nor stay in lock-step afterwards
+WAKE_SPREAD_S = 0.05
 
 
 class Watchers:
     """One connection watcher per endpoint, shared by every check of that endpoint: a thousand
-    checks against one nginx hold one idle connection, and all probe at once when it closes."""
+    checks against one nginx hold one idle connection, and all probe soon when it closes."""
 
     def __init__(self) -> None:
-        self._by_endpoint: dict[Endpoint, tuple[asyncio.Task[None], set[CheckRunner]]] = {}
+        self._by_endpoint: dict[Endpoint, tuple[asyncio.Task[None], list[CheckRunner]]] = {}
 
     def add(self, endpoint: Endpoint, runner: CheckRunner) -> None:
         if endpoint not in self._by_endpoint:
             retry_s = min(runner.spec.interval, 4 * runner.spec.fast_interval)
-            runners: set[CheckRunner] = set()
+            runners: list[CheckRunner] = []
 
             def on_change() -> None:
-                for each in list(runners):
-                    each.probe_now()
+                count = len(runners)
+                for index, each in enumerate(list(runners)):
+                    each.probe_soon(index * WAKE_SPREAD_S / count)
 
             task = asyncio.create_task(
                 watch(endpoint, on_change, retry_s), name=f"watch:{endpoint}"
             )
             self._by_endpoint[endpoint] = (task, runners)
-        self._by_endpoint[endpoint][1].add(runner)
+        self._by_endpoint[endpoint][1].append(runner)
 
     def remove(self, endpoint: Endpoint, runner: CheckRunner) -> None:
         entry = self._by_endpoint.get(endpoint)
         if entry is None:
             return
         task, runners = entry
-        runners.discard(runner)
+        if runner in runners:
+            runners.remove(runner)
         if not runners:
             task.cancel()
             del self._by_endpoint[endpoint]
+
+    def close(self) -> None:
+        for task, _ in self._by_endpoint.values():
+            task.cancel()
+        self._by_endpoint.clear()
 
     def __len__(self) -> int:
         return len(self._by_endpoint)
@@ -79,9 +91,15 @@ class CheckRunner:
         self._waiter: asyncio.Future[None] | None = None
 
     def probe_now(self) -> None:
-        """Cut the current wait short (SIGUSR1, or the watcher saw the service go)."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        """Cut the current wait short (SIGUSR1, a stall of the plugin, the watcher)."""
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    def probe_soon(self, delay_s: float) -> None:
+        if delay_s <= 0:
+            self.probe_now()
+        elif self._waiter is not None and not self._waiter.done():
+            asyncio.get_running_loop().call_later(delay_s, _wake, self._waiter)
 
     async def _sleep(self, seconds: float) -> None:
         # a bare future and one timer: a thousand checks sleep and wake every second
@@ -106,10 +124,16 @@ class CheckRunner:
             while True:
                 started = time.monotonic()
                 result = await run_probe(self.probe, self.spec.timeout)
-                state = self._sink(self.name, result, time.monotonic())
-                delay = self.spec.fast_interval if is_confirming(state) else self.spec.interval
+                state = await self._sink(self.name, result, started)
+                confirming = state is None or is_confirming(state)
+                delay = self.spec.fast_interval if confirming else self.spec.interval
                 await self._sleep(started + delay - time.monotonic())
         finally:
             if endpoint is not None and self._watchers is not None:
                 self._watchers.remove(endpoint, self)
             await self.probe.close()
+
+
+def probe_all_now(runners: Iterable[CheckRunner]) -> None:
+    for runner in runners:
+        runner.probe_now()

@@ -6,17 +6,18 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .engine import Engine
-from .logs import get_logger
+from ..app.owner import StateOwner
+from ..core import Drain, Undrain
+from ..exabgp.reconciler import Reconciler
+from ..logs import get_logger
 from .metrics import Metrics
-from .reconciler import Reconciler
 from .status import status_document
 
 __all__ = ["ApiState", "DrainBody", "build_app"]
@@ -37,20 +38,19 @@ class DrainBody(BaseModel):
 class ApiState:
     def __init__(
         self,
-        engine: Engine,
+        owner: StateOwner,
         reconciler: Reconciler,
         metrics: Metrics,
         pending: Callable[[], int],
         token: str | None,
     ) -> None:
-        self.engine = engine
+        self.owner = owner
         self.reconciler = reconciler
         self.metrics = metrics
         self.pending = pending
         self.token = token
-        self.heartbeat = time.monotonic()
         self.posts_allowed = True
-        self.reload: Callable[[], list[str]] | None = None
+        self.reload: Callable[[], Awaitable[list[str]]] | None = None
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)
@@ -77,7 +77,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    age = time.monotonic() - request.app[STATE].heartbeat
+    age = time.monotonic() - request.app[STATE].owner.heartbeat
     if age > STALL_AFTER_S:
         return web.Response(status=503, text=f"event loop stalled for {age:.1f}s\n")
     return web.Response(text="ok\n")
@@ -86,7 +86,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(
-        status_document(state.engine, state.reconciler, state.pending()), dumps=_dumps
+        status_document(state.owner.state, state.reconciler, state.pending()), dumps=_dumps
     )
 
 
@@ -107,9 +107,11 @@ async def _drain_body(request: web.Request) -> DrainBody | web.Response:
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
         return _error(400, "invalid request body", problems=problems)
-    engine = request.app[STATE].engine
-    if body.vips:
-        known = {vip.prefix for vip in engine.config.vips}
+    if body.vips is not None:
+        if not body.vips:
+            # an empty list is almost surely a script's bug: it must not mean "every VIP"
+            return _error(400, "vips is empty: leave it out to mean every VIP")
+        known = request.app[STATE].owner.state.spec.by_prefix
         unknown = [vip for vip in body.vips if _normalise(vip) not in known]
         if unknown:
             return _error(400, "unknown VIPs", unknown=unknown)
@@ -132,24 +134,30 @@ async def drain(request: web.Request) -> web.Response:
     body = await _drain_body(request)
     if isinstance(body, web.Response):
         return body
-    engine = request.app[STATE].engine
-    vips = engine.drain(
-        body.vips,
+    event = Drain(
+        None if body.vips is None else tuple(body.vips),
         body.reason or "drained through the API",
         _source(request),
-        time.monotonic(),
-        persist=body.persist,
+        time.time(),
+        body.persist,
     )
-    return web.json_response({"drained": vips})
+    await request.app[STATE].owner.submit(event)
+    return web.json_response({"drained": _targets(request, body.vips)})
 
 
 async def undrain(request: web.Request) -> web.Response:
     body = await _drain_body(request)
     if isinstance(body, web.Response):
         return body
-    engine = request.app[STATE].engine
-    vips = engine.undrain(body.vips, _source(request), time.monotonic())
-    return web.json_response({"undrained": vips})
+    event = Undrain(None if body.vips is None else tuple(body.vips), _source(request))
+    await request.app[STATE].owner.submit(event)
+    return web.json_response({"undrained": _targets(request, body.vips)})
+
+
+def _targets(request: web.Request, vips: list[str] | None) -> list[str]:
+    if vips is not None:
+        return vips
+    return [vip.prefix for vip in request.app[STATE].owner.state.spec.vips]
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -160,7 +168,7 @@ async def reload(request: web.Request) -> web.Response:
         return _error(401, "missing or wrong bearer token")
     if state.reload is None:
         return _error(501, "reload is not available")
-    problems = state.reload()
+    problems = await state.reload()
     if problems:
         return _error(400, "invalid configuration; the running one stays", problems=problems)
     return web.json_response({"reloaded": True})

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import BinaryIO, Protocol
 
-from .core import Ack, Info, Malformed, NeighborState, Shutdown, parse_line
-from .logs import get_logger
+from ..core import Ack, Info, Malformed, NeighborState, RibRoutes, Shutdown, parse_line
+from ..logs import get_logger
 
 __all__ = ["AckResult", "ExabgpSession", "LineChannel", "StdioChannel"]
 
@@ -142,6 +142,9 @@ class ExabgpSession:
         self._on_line = on_line or (lambda kind, line: None)
         self._pending: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._send_lock = asyncio.Lock()
+        # the answer to `show adj-rib out json` being collected, until its `done`
+        self._rib: set[str] | None = None
+        self._query_lock = asyncio.Lock()
         self.closed = asyncio.Event()
         self.close_reason = ""
 
@@ -175,6 +178,10 @@ class ExabgpSession:
                     )
                     if self._on_neighbor is not None:
                         self._on_neighbor(message)
+                case RibRoutes():
+                    self._on_line("rib", line)
+                    if self._rib is not None:
+                        self._rib.update(message.prefixes)
                 case Shutdown():
                     self._on_line("shutdown", line)
                     self._close(f"ExaBGP said {message.line[:60]!r}")
@@ -250,6 +257,20 @@ class ExabgpSession:
             self.expect_acks = False
             return False
         return True
+
+    async def adj_rib_out(self) -> frozenset[str] | None:
+        """The prefixes ExaBGP holds for its peers (`show adj-rib out json`), or None when it
+        cannot be known (acks are off, so the answer has no end; or no answer in time)."""
+        if not self.expect_acks:
+            return None
+        async with self._query_lock:
+            self._rib = set()
+            try:
+                (result,) = await self.send(["show adj-rib out json"])
+                held = frozenset(self._rib)
+            finally:
+                self._rib = None
+        return held if result is AckResult.DONE else None
 
     def close(self) -> None:
         self._channel.close()

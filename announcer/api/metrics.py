@@ -1,12 +1,12 @@
-"""Prometheus metrics. Events (probes, commands, transitions) are counted as they happen; states
-(check health, desired and acknowledged routes, neighbors) are read from the engine at scrape
-time, so they can never drift from what the plugin really holds."""
+"""Prometheus metrics. Events (probes, commands, transitions) are counted as they happen;
+states (check health, desired and acknowledged routes, neighbors) are read from the reducer's
+snapshot at scrape time, so they can never drift from what the plugin really holds."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,16 +15,18 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from healthchecks import ProbeResult
 
-from . import __version__
-from .core import Decision, DrainPhase, Health, Verdict
-from .engine import Engine
-from .exabgp_io import AckResult
-from .reconciler import Reconciler
+from .. import __version__
+from ..core import Decision, DrainPhase, Health, Verdict
+from ..exabgp.pipe import AckResult
+from ..exabgp.reconciler import Reconciler
+
+if TYPE_CHECKING:
+    from ..app.owner import StateOwner
 
 __all__ = ["METRIC_NAMES", "Metrics"]
 
@@ -56,17 +58,21 @@ METRIC_NAMES = (
     "announcer_exabgp_commands_total",
     "announcer_exabgp_lines_total",
     "announcer_exabgp_pending_commands",
+    "announcer_event_loop_lag_seconds",
+    "announcer_stalls_total",
 )
 
 
 class _StateCollector(Collector):
-    def __init__(self, engine: Engine, reconciler: Reconciler, pending: Callable[[], int]) -> None:
-        self._engine = engine
+    def __init__(
+        self, owner: StateOwner, reconciler: Reconciler, pending: Callable[[], int]
+    ) -> None:
+        self._owner = owner
         self._reconciler = reconciler
         self._pending = pending
 
-    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        engine, now, wall = self._engine, time.monotonic(), time.time()
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily | CounterMetricFamily]:
+        snapshot, now = self._owner.state, time.monotonic()
         info = InfoMetricFamily("announcer_build", "Announcer version.")
         info.add_metric([], {"version": __version__})
         yield info
@@ -93,15 +99,17 @@ class _StateCollector(Collector):
             "Seconds since the last probe result.",
             labels=["check"],
         )
-        for name, check in engine.check_states.items():
-            up.add_metric([name], 1.0 if check.health is Health.UP else 0.0)
+        for name, record in snapshot.checks.items():
+            # what the decisions use: an up verdict past its TTL counts as down here too
+            health_now = record.effective
+            up.add_metric([name], 1.0 if health_now is Health.UP else 0.0)
             for health in Health:
-                state.add_metric([name, health.value], 1.0 if check.health is health else 0.0)
-            rises.add_metric([name], check.successes)
-            falls.add_metric([name], check.failures)
-            if (result := engine.last_results.get(name)) is not None:
-                last.add_metric([name], 1.0 if result.result.ok else 0.0)
-                age.add_metric([name], now - result.at_monotonic)
+                state.add_metric([name, health.value], 1.0 if health_now is health else 0.0)
+            rises.add_metric([name], record.state.successes)
+            falls.add_metric([name], record.state.failures)
+            if (result := record.last) is not None:
+                last.add_metric([name], 1.0 if result.ok else 0.0)
+                age.add_metric([name], now - result.at)
         yield from (up, state, last, rises, falls, age)
 
         desired = GaugeMetricFamily(
@@ -138,36 +146,35 @@ class _StateCollector(Collector):
             "1 while dampening holds the VIP withdrawn.",
             labels=["vip"],
         )
-        for vip in engine.config.vips:
-            decision = engine.decisions.get(vip.prefix)
-            verdict = decision.verdict if decision else Verdict.UNDECIDED
+        for vip in snapshot.spec.vips:
+            vip_record = snapshot.vips[vip.prefix]
+            verdict = vip_record.decision.verdict
             for option in Verdict:
                 desired.add_metric([vip.prefix, option.value], 1.0 if verdict is option else 0.0)
             acked_state = ack_state(self._reconciler, vip.prefix)
             for acked_option in ("announced", "withdrawn", "unknown"):
                 value = 1.0 if acked_state == acked_option else 0.0
                 acked.add_metric([vip.prefix, acked_option], value)
-            if vip.prefix in engine.changed_at:
-                since.add_metric([vip.prefix], wall - engine.changed_at[vip.prefix])
-            request = engine.drained(vip)
+            if vip_record.changed_at is not None:
+                since.add_metric([vip.prefix], now - vip_record.changed_at)
+            request = snapshot.drain_of(vip.prefix)
             drained.add_metric(
                 [vip.prefix, request.source if request else ""], 1.0 if request else 0.0
             )
-            vip_phase = engine.phases.get(vip.prefix, DrainPhase.NONE)
             for phase_option in DrainPhase:
-                value = 1.0 if vip_phase is phase_option else 0.0
+                value = 1.0 if vip_record.phase is phase_option else 0.0
                 phase.add_metric([vip.prefix, phase_option.value], value)
-            if vip.prefix in engine.weights:
-                weight.add_metric([vip.prefix], engine.weights[vip.prefix])
-            damp = engine.dampening.get(vip.prefix)
-            penalty.add_metric([vip.prefix], damp.penalty if damp else 0.0)
-            suppressed.add_metric([vip.prefix], 1.0 if damp and damp.suppressed else 0.0)
+            if vip_record.weight is not None:
+                weight.add_metric([vip.prefix], vip_record.weight)
+            damp = vip_record.dampening
+            penalty.add_metric([vip.prefix], damp.penalty)
+            suppressed.add_metric([vip.prefix], 1.0 if damp.suppressed else 0.0)
         yield from (desired, acked, since, drained, phase, weight, penalty, suppressed)
 
         neighbors = GaugeMetricFamily(
             "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]
         )
-        for peer, peer_state in engine.neighbors.items():
+        for peer, peer_state in snapshot.neighbors.items():
             neighbors.add_metric([peer], 1.0 if peer_state == "up" else 0.0)
         yield neighbors
         yield GaugeMetricFamily(
@@ -175,6 +182,13 @@ class _StateCollector(Collector):
             "Commands sent and not yet acknowledged.",
             value=self._pending(),
         )
+        stalls = CounterMetricFamily(
+            "announcer_stalls",
+            "Times the plugin itself was found not running (a gap between events longer than "
+            "the stall threshold); verdicts were kept, not aged.",
+            value=snapshot.stalls,
+        )
+        yield stalls
 
 
 def ack_state(reconciler: Reconciler, prefix: str) -> str:
@@ -233,8 +247,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def attach(self, engine: Engine, reconciler: Reconciler, pending: Callable[[], int]) -> None:
-        self.registry.register(_StateCollector(engine, reconciler, pending))
+        self.loop_lag = Gauge(
+            "announcer_event_loop_lag_seconds",
+            "How late the last 0.25 s tick ran: the event loop's own lag.",
+            registry=self.registry,
+        )
+
+    def attach(self, owner: StateOwner, reconciler: Reconciler, pending: Callable[[], int]) -> None:
+        self.registry.register(_StateCollector(owner, reconciler, pending))
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.set(seconds)
 
     def observe_probe(self, check: str, result: ProbeResult) -> None:
         # labels() looks children up by tuple each time: keep them, probes come by the thousand

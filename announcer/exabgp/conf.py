@@ -6,7 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
-from .config import Config, NeighborConfig
+from ..config import Config, NeighborConfig
 
 __all__ = ["default_plugin_command", "render_exabgp_config"]
 

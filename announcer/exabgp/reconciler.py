@@ -1,20 +1,20 @@
-"""Owns the difference between the routes we want and what ExaBGP has acknowledged.
+"""Makes ExaBGP hold the desired route set; the only owner of what ExaBGP acknowledged.
 
-Level-triggered: whenever anything changes, the whole desired set is compared with the
-acknowledged set and only the difference is sent, in one batch. A command that fails or is
-not acknowledged leaves its prefixes unknown, and they are retried with capped backoff.
-Everything is re-stated when we start and when a neighbor comes up.
+Level-triggered, as MetalLB's `session.Set`: the state owner hands over the **full** desired
+set after every change (`set`), and the reconciler sends the difference against the pure
+`Ledger` in one batch, folds the answers back, and retries what failed with capped backoff.
+`restate` (a session came up) forgets the ledger, so everything decided is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
-from .core import Route, batch_commands, plan
-from .exabgp_io import AckResult, ExabgpSession
-from .logs import get_logger
+from ..core import Ledger, Route, answered, batch_commands, plan, restated
+from ..logs import get_logger
+from .pipe import AckResult, ExabgpSession
 
 __all__ = ["Reconciler"]
 
@@ -22,6 +22,7 @@ log = get_logger("reconciler")
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
+_ANSWER = {AckResult.DONE: True, AckResult.ERROR: False, AckResult.TIMEOUT: None}
 
 
 class Reconciler:
@@ -32,43 +33,30 @@ class Reconciler:
     ) -> None:
         self._session = session
         self._on_commands = on_commands or (lambda kind, result: None)
-        self.desired: dict[str, Route | None] = {}
-        self.acked: dict[str, Route | None] = {}
+        self.desired: Mapping[str, Route | None] = {}
+        self.ledger = Ledger()
         self.acked_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._retry_s = RETRY_FIRST_S
         self._retry_handle: asyncio.TimerHandle | None = None
-        self.errors = 0
-        # bumped by restate(): acks for commands sent before it must not count as current
-        self._epoch = 0
-        # prefixes whose desired route changed (or failed) since they were last sent
-        self._dirty: set[str] = set()
 
-    def update(
-        self, desired: Mapping[str, Route | None], undecided: Iterable[str] = (), full: bool = False
-    ) -> None:
-        """Take new desired routes. `full`: `desired` is the whole set (a prefix missing from it
-        is undecided); otherwise only these prefixes changed (and `undecided` are left alone)."""
-        changed = False
-        if full:
-            for prefix in set(self.desired) - set(desired):
-                del self.desired[prefix]
-        for prefix in undecided:
-            self.desired.pop(prefix, None)
-        for prefix, route in desired.items():
-            if prefix not in self.desired or self.desired[prefix] != route:
-                self.desired[prefix] = route
-                self._dirty.add(prefix)
-                changed = True
-        if changed:
+    @property
+    def acked(self) -> Mapping[str, Route | None]:
+        return self.ledger.acked
+
+    @property
+    def errors(self) -> int:
+        return self.ledger.errors
+
+    def set(self, desired: Mapping[str, Route | None]) -> None:
+        """Take the full desired set (immutable: the owner publishes a new one each change)."""
+        if desired is not self.desired:
+            self.desired = desired
             self._kick()
 
     def restate(self) -> None:
-        """Forget what we believe ExaBGP has, so everything decided is sent again."""
-        self.acked.clear()
-        self._dirty.update(self.desired)
-        self._epoch += 1
+        self.ledger = restated(self.ledger)
         self._kick()
 
     def _kick(self) -> None:
@@ -87,35 +75,29 @@ class Reconciler:
 
     async def sync_once(self) -> bool:
         """Send the current difference once. True when nothing is left to do."""
-        dirty, self._dirty = self._dirty, set()
-        desired = {prefix: self.desired[prefix] for prefix in dirty if prefix in self.desired}
-        changes = plan(desired, self.acked)
+        desired = self.desired
+        changes = plan(desired, self.ledger.acked)
         if not changes:
             self._idle.set()
             return True
         commands = batch_commands(changes.announce, changes.withdraw)
-        started, epoch = time.monotonic(), self._epoch
+        started, epoch = time.monotonic(), self.ledger.epoch
         results = await self._session.send([line for line, _ in commands])
-        restated = epoch != self._epoch
-        failed = 0
-        for (line, prefixes), result in zip(commands, results, strict=True):
-            kind = "announce" if line.startswith("announce") else "withdraw"
-            self._on_commands(kind, result)
-            for prefix in prefixes:
-                if restated:
-                    continue
-                if result is AckResult.DONE:
-                    self.acked[prefix] = desired[prefix]
-                    self.acked_at[prefix] = time.time()
-                else:
-                    self.acked.pop(prefix, None)
-                    self._dirty.add(prefix)
-            if result is not AckResult.DONE:
-                failed += 1
+        sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
+        before = self.ledger.errors
+        self.ledger = answered(self.ledger, sent, [_ANSWER[r] for r in results], epoch)
+        now = time.time()
+        for (line, covered), result in zip(commands, results, strict=True):
+            self._on_commands("announce" if line.startswith("announce") else "withdraw", result)
+            if result is AckResult.DONE:
+                for prefix in covered:
+                    self.acked_at[prefix] = now
+            else:
                 log.error(
                     "ExaBGP did not accept a command",
                     extra={"result": str(result), "command": line[:300]},
                 )
+        failed = self.ledger.errors - before
         log.info(
             "routes synced",
             extra={
@@ -127,12 +109,11 @@ class Reconciler:
             },
         )
         if failed:
-            self.errors += failed
             self._schedule_retry()
             return False
         self._retry_s = RETRY_FIRST_S
-        if self._dirty:
-            self._kick()
+        if self.desired is not desired or epoch != self.ledger.epoch:
+            self._kick()  # changed while we were sending
             return False
         self._idle.set()
         return True
@@ -145,7 +126,7 @@ class Reconciler:
         self._retry_handle = asyncio.get_running_loop().call_later(delay, self._kick)
 
     async def withdraw_all(self, prefixes: list[str], timeout_s: float) -> list[str]:
-        """Withdraw every given prefix, whatever we believe; return those not confirmed."""
+        """Withdraw every given prefix, whatever the ledger says; return those not confirmed."""
         self.desired = dict.fromkeys(prefixes)
         commands = batch_commands((), prefixes)
         results = await self._session.send([line for line, _ in commands], timeout_s=timeout_s)

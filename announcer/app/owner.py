@@ -1,0 +1,132 @@
+"""The one task that owns the state: it reads the event queue, calls the reducer, carries out
+the effects, hands the full desired set to the reconciler and publishes the new snapshot.
+
+Everything else only posts events (probe runners, the ticker, the API, ExaBGP's reader) and
+reads `owner.state`, an immutable value: nobody can change the state behind the reducer's back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+
+from ..core import (
+    CheckChanged,
+    Effect,
+    Event,
+    Log,
+    ProbeAgain,
+    Restate,
+    SaveDrains,
+    State,
+    Tick,
+    Transition,
+    reduce,
+)
+from ..exabgp.reconciler import Reconciler
+from ..logs import get_logger
+
+__all__ = ["EffectHandlers", "StateOwner"]
+
+log = get_logger("state")
+
+
+class EffectHandlers:
+    """What the shell does for each kind of effect (the defaults do nothing)."""
+
+    def __init__(
+        self,
+        on_transition: Callable[[Transition], None] | None = None,
+        probe_again: Callable[[tuple[str, ...]], None] | None = None,
+        restate: Callable[[], None] | None = None,
+        save_drains: Callable[[SaveDrains], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_transition = on_transition or (lambda effect: None)
+        self.probe_again = probe_again or (lambda checks: None)
+        self.restate = restate or (lambda: None)
+        self.save_drains = save_drains or (lambda effect: None)
+        self.on_tick = on_tick or (lambda: None)
+
+
+class StateOwner:
+    def __init__(self, state: State, reconciler: Reconciler, handlers: EffectHandlers) -> None:
+        self.state = state
+        self._reconciler = reconciler
+        self._handlers = handlers
+        self._queue: collections.deque[tuple[Event, asyncio.Future[State] | None]] = (
+            collections.deque()
+        )
+        self._wake = asyncio.Event()
+        self.heartbeat = time.monotonic()  # the last tick this task processed
+
+    def post(self, event: Event) -> None:
+        self._queue.append((event, None))
+        self._wake.set()
+
+    def submit(self, event: Event) -> asyncio.Future[State]:
+        """Post an event; the future gets the state once it is folded in."""
+        future: asyncio.Future[State] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        self._wake.set()
+        return future
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                event, future = self._queue.popleft()
+                state = self.apply(event, time.monotonic())
+                if future is not None and not future.done():
+                    future.set_result(state)
+
+    def apply(self, event: Event, now: float) -> State:
+        """One step: reduce, then carry out the effects. Synchronous, so it can also serve the
+        last-resort shutdown path when the task itself is gone."""
+        before = self.state
+        state, effects = reduce(before, event, now)
+        self.state = state
+        for effect in effects:
+            self._carry_out(effect)
+        if state.desired is not before.desired:
+            self._reconciler.set(state.desired)
+        if isinstance(event, Tick):
+            self.heartbeat = now
+            self._handlers.on_tick()
+        return state
+
+    def _carry_out(self, effect: Effect) -> None:
+        match effect:
+            case Log(level=level, message=message, fields=fields):
+                log.log(logging.getLevelName(level.upper()), message, extra=dict(fields))
+            case Transition(prefix=prefix, new=new):
+                log.info(
+                    "vip %s: %s (%s)",
+                    prefix,
+                    new.verdict,
+                    new.reason,
+                    extra={"vip": prefix, "verdict": str(new.verdict), "reason": str(new.reason)},
+                )
+                self._handlers.on_transition(effect)
+            case CheckChanged(check=check, new=health, reason=reason, detail=detail):
+                log.info(
+                    "check %s is %s",
+                    check,
+                    health,
+                    extra={
+                        "check": check,
+                        "health": str(health),
+                        "reason": reason,
+                        "detail": detail,
+                    },
+                )
+            case ProbeAgain(checks=checks):
+                self._handlers.probe_again(checks)
+            case Restate():
+                self._handlers.restate()
+            case SaveDrains():
+                self._handlers.save_drains(effect)

@@ -1,0 +1,436 @@
+"""Composition root of `announcer run`: wiring, and one `asyncio.TaskGroup` that runs it all.
+
+Whatever ends the run (SIGTERM, ExaBGP leaving, an exception in any task), the last-resort path
+withdraws every VIP (and every prefix a reload removed or ExaBGP reported) before the process
+exits, unless ExaBGP itself is gone (its routes went with it). That path cannot raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from healthchecks import Probe, ProbeResult
+
+from ..api.metrics import Metrics
+from ..api.server import ApiState, build_app
+from ..config import Config, ConfigError, load_config
+from ..core import (
+    CheckState,
+    Drain,
+    DrainFile,
+    DrainPhase,
+    Neighbor,
+    NeighborState,
+    ProbeDone,
+    RestoreDrains,
+    RibReported,
+    Stop,
+    Tick,
+    Transition,
+    initial_state,
+)
+from ..core import Reload as ReloadEvent
+from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
+from ..exabgp.reconciler import Reconciler
+from ..logs import get_logger
+from ..probing.build import ProbeBuildError, build_all, build_or_broken
+from ..probing.scheduler import CheckRunner, Watchers
+from ..specs import spec_from_config
+from .drain_store import DrainStore
+from .owner import EffectHandlers, StateOwner
+from .watchdog import Watchdog
+
+__all__ = ["Plugin", "run_plugin"]
+
+log = get_logger("app")
+TICK_S = 0.25
+# ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
+SHUTDOWN_WITHDRAW_TIMEOUT_S = 1.5
+# ANNOUNCER_FAULT_HOOK=1 lets tests make a task fail on purpose (SIGUSR2): the supervision
+# path must then withdraw everything. Off unless that variable is set.
+FAULT_HOOK_ENV = "ANNOUNCER_FAULT_HOOK"
+
+
+class _Finished(Exception):
+    """Raised inside the task group to end the run on purpose (stop, ExaBGP gone)."""
+
+
+class InjectedFault(RuntimeError):
+    """The fault hook fired (tests only)."""
+
+
+def read_token(path: str | None) -> tuple[str | None, bool]:
+    """The API token, and whether POSTs may be served at all (not when the file is unreadable)."""
+    if path is None:
+        return None, True
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        log.error(
+            "cannot read api.token_file; POST endpoints disabled",
+            extra={"path": path, "error": exc.strerror},
+        )
+        return None, False
+    if not token:
+        log.error("api.token_file is empty; POST endpoints disabled", extra={"path": path})
+        return None, False
+    return token, True
+
+
+class Plugin:
+    def __init__(
+        self, config: Config, channel: LineChannel, config_path: str | None = None
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.metrics = Metrics()
+        self.session = ExabgpSession(
+            channel,
+            expect_acks=config.exabgp.ack != "off",
+            ack_timeout_s=config.exabgp.ack_timeout,
+            on_neighbor=self._on_neighbor,
+            on_line=self.metrics.observe_line,
+        )
+        self.reconciler = Reconciler(self.session, on_commands=self.metrics.observe_command)
+        self.drain_store = DrainStore(config.drain.state_file)
+        self.watchdog = Watchdog()
+        self.owner = StateOwner(
+            initial_state(spec_from_config(config), time.monotonic()),
+            self.reconciler,
+            EffectHandlers(
+                on_transition=self._on_transition,
+                probe_again=self._probe_again,
+                restate=self._restate,
+                save_drains=self.drain_store.save,
+                on_tick=self.watchdog.ping,
+            ),
+        )
+        restored = self.drain_store.load()
+        if restored:
+            self.owner.apply(RestoreDrains(restored), time.monotonic())
+        self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending)
+        self.runners: dict[str, CheckRunner] = {}
+        self.watchers = Watchers()
+        self._check_tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._fault: asyncio.Future[None] | None = None
+        token, posts_allowed = read_token(config.api.token_file)
+        self.api_state = ApiState(
+            self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token
+        )
+        self.api_state.posts_allowed = posts_allowed
+        self.api_state.reload = self.reload
+        self.stop_requested = asyncio.Event()
+        self.stop_reason = ""
+
+    # ---------------------------------------------------------------- callbacks
+    async def _on_result(
+        self, check: str, result: ProbeResult, started: float
+    ) -> CheckState | None:
+        self.metrics.observe_probe(check, result)
+        event = ProbeDone(
+            check,
+            result.ok,
+            result.reason,
+            result.detail,
+            result.duration_s,
+            result.capacity,
+            result.metrics.get("active_connections"),
+            started,
+        )
+        state = await self.owner.submit(event)
+        record = state.checks.get(check)
+        return record.state if record is not None else None
+
+    def _on_neighbor(self, event: NeighborState) -> None:
+        self.owner.post(Neighbor(event.peer, event.state))
+
+    def _on_transition(self, effect: Transition) -> None:
+        self.metrics.observe_transition(effect.prefix, effect.old, effect.new)
+
+    def _probe_again(self, checks: tuple[str, ...]) -> None:
+        for name in checks:
+            runner = self.runners.get(name)
+            if runner is not None:
+                runner.probe_now()
+
+    def _restate(self) -> None:
+        self.reconciler.restate()
+        self._spawn(self._ask_rib(), "adj-rib-out")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """A short side job; its failure is logged, it never takes the plugin down."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Task[Any]) -> None:
+        self._side_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "side task failed", extra={"task": task.get_name()}, exc_info=task.exception()
+            )
+
+    async def _ask_rib(self) -> None:
+        """Ask ExaBGP what it holds; the reducer withdraws whatever this config does not want."""
+        held = await self.session.adj_rib_out()
+        if held is None:
+            log.warning("cannot read ExaBGP's adj-rib-out; stale routes may stay until restart")
+            return
+        self.owner.post(RibReported(held))
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_reason = reason
+            log.info("stopping", extra={"reason": reason})
+            self.stop_requested.set()
+
+    def probe_all_now(self) -> None:
+        for runner in self.runners.values():
+            runner.probe_now()
+
+    def inject_fault(self) -> None:
+        if self._fault is not None and not self._fault.done():
+            self._fault.set_exception(InjectedFault("fault hook (SIGUSR2)"))
+
+    # ---------------------------------------------------------------- checks
+    def _used_checks(self, config: Config) -> list[str]:
+        return sorted({name for vip in config.vips for name in vip.checks})
+
+    def _start_checks(self, probes: dict[str, Probe]) -> None:
+        """Run the given probes (new or changed checks); stop runners no longer wanted."""
+        used = set(self._used_checks(self.config))
+        for name in list(self.runners):
+            if name not in used or name in probes:
+                self._check_tasks.pop(name).cancel()
+                del self.runners[name]
+        assert self._group is not None
+        for name in sorted(probes):
+            spec = self.config.checks[name]
+            runner = CheckRunner(name, spec, probes[name], self._on_result, self.watchers)
+            self.runners[name] = runner
+            self._check_tasks[name] = self._group.create_task(runner.run(), name=f"check:{name}")
+
+    async def reload(self) -> list[str]:
+        """Load the config file again, as a transaction: parse, validate and build every new or
+        changed probe first; switch only if all of it succeeded. Returns the problems."""
+        if self.config_path is None:
+            return ["this plugin was not started from a config file"]
+        try:
+            config = load_config(self.config_path)
+            changed = [
+                name
+                for name in self._used_checks(config)
+                if name not in self.runners or self.runners[name].spec != config.checks[name]
+            ]
+            probes = await build_all(config.checks, changed)
+        except (ConfigError, ProbeBuildError) as exc:
+            problems = (
+                [str(issue) for issue in exc.issues]
+                if isinstance(exc, ConfigError)
+                else exc.problems
+            )
+            self.metrics.observe_reload(ok=False)
+            log.error("reload refused; the running configuration stays", extra={"errors": problems})
+            return problems
+        # from here on nothing can fail
+        if config.api != self.config.api or config.exabgp != self.config.exabgp:
+            log.warning("api: and exabgp: changes take effect at the next restart")
+        self.config = config
+        self._start_checks(probes)
+        await self.owner.submit(ReloadEvent(spec_from_config(config), frozenset(changed)))
+        self.metrics.observe_reload(ok=True)
+        return []
+
+    def reload_in_background(self) -> None:
+        self._spawn(self._reload_logged(), "reload")
+
+    async def _reload_logged(self) -> None:
+        await self.reload()
+
+    # ---------------------------------------------------------------- tasks
+    async def _tick(self) -> None:
+        """Time for the reducer, the drain file, and the loop's own lag (a stall of ours)."""
+        expected = time.monotonic()
+        while True:
+            now = time.monotonic()
+            self.metrics.observe_loop_lag(max(0.0, now - expected))
+            drain_file = self.config.drain.file
+            if drain_file is not None:
+                present = os.path.exists(drain_file)
+                if present != (self.owner.state.drain_file is not None):
+                    self.owner.post(
+                        DrainFile(present, f"drain file {drain_file} exists", time.time())
+                    )
+            self.owner.post(Tick())
+            expected = time.monotonic() + TICK_S
+            await asyncio.sleep(TICK_S)
+
+    async def _read_exabgp(self) -> None:
+        await self.session.read_forever()
+        raise _Finished(f"ExaBGP: {self.session.close_reason}")
+
+    async def _startup(self) -> None:
+        if self.config.exabgp.ack == "auto":
+            await self.session.enable_acks()
+        assert self._group is not None
+        self._group.create_task(self.reconciler.run(), name="reconciler")
+        self._spawn(self._ask_rib(), "adj-rib-out")
+        used = self._used_checks(self.config)
+        self._start_checks({name: build_or_broken(name, self.config.checks[name]) for name in used})
+        broken = [name for name in used if hasattr(self.runners[name].probe, "error")]
+        if broken:
+            log.error(
+                "checks whose probe cannot be built fail until fixed", extra={"checks": broken}
+            )
+        log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.runners)})
+
+    async def _wait_for_stop(self) -> None:
+        await self.stop_requested.wait()
+        if self.config.drain.on_stop and not self.session.closed.is_set():
+            await self._drain_before_stop()
+        raise _Finished(self.stop_reason)
+
+    async def _wait_for_fault(self) -> None:
+        self._fault = asyncio.get_running_loop().create_future()
+        await self._fault
+
+    async def _drain_before_stop(self) -> None:
+        """drain.on_stop: graceful-shutdown every VIP, wait for the drain, then return."""
+        drain = self.config.drain
+        await self.owner.submit(
+            Drain(None, f"stopping ({self.stop_reason})", "signal", time.time(), persist=False)
+        )
+        self.stop_requested.clear()  # a second signal cuts the wait short
+        deadline = (
+            time.monotonic()
+            + drain.gshut_period
+            + (drain.max_wait if drain.connections_below is not None else 0)
+            + 1.0
+        )
+        while time.monotonic() < deadline:
+            vips = self.owner.state.vips
+            if all(record.phase is DrainPhase.WITHDRAWN for record in vips.values()):
+                break
+            if self.stop_requested.is_set() or self.session.closed.is_set():
+                break
+            await asyncio.sleep(0.1)
+        log.info("drained before stopping")
+
+    async def _serve_api(self) -> web.AppRunner | None:
+        if not self.config.api.listen:
+            return None
+        runner = web.AppRunner(build_app(self.api_state), handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error(
+                "cannot listen for the API; running without it",
+                extra={"listen": self.config.api.listen, "error": exc.strerror},
+            )
+            await runner.cleanup()
+            return None
+        log.info("API listening", extra={"listen": self.config.api.listen})
+        return runner
+
+    async def run(self) -> int:
+        """Run until stopped; return the exit status."""
+        status = 0
+        api = await self._serve_api()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self._read_exabgp(), name="exabgp-reader")
+                group.create_task(self.owner.run(), name="state")
+                group.create_task(self._tick(), name="tick")
+                group.create_task(self._startup(), name="startup")
+                group.create_task(self._wait_for_stop(), name="stop")
+                if os.environ.get(FAULT_HOOK_ENV) == "1":
+                    group.create_task(self._wait_for_fault(), name="fault-hook")
+        except* _Finished as ended:
+            log.info("run ended", extra={"reason": str(ended.exceptions[0])})
+        except* Exception as failed:
+            log.critical("task failed; withdrawing every VIP", exc_info=failed.exceptions[0])
+            status = 1
+        finally:
+            self._group = None
+            await self._last_resort()
+            for task in list(self._side_tasks):
+                task.cancel()
+            self.watchers.close()
+            if api is not None:
+                with contextlib.suppress(Exception):
+                    await api.cleanup()
+            self.session.close()
+        return status
+
+    async def _last_resort(self) -> None:
+        """Withdraw everything this plugin may have announced. Never raises."""
+        try:
+            await self._withdraw_everything()
+        except Exception:
+            log.critical("could not withdraw on shutdown", exc_info=True)
+
+    async def _withdraw_everything(self) -> None:
+        if self.session.closed.is_set():
+            log.info(
+                "ExaBGP is gone; its routes went with it",
+                extra={"reason": self.session.close_reason},
+            )
+            return
+        prefixes = {vip.prefix for vip in self.config.vips}
+        try:
+            state = self.owner.apply(Stop(self.stop_reason or "shutdown"), time.monotonic())
+            prefixes |= set(state.desired) | state.retired
+        except Exception:  # a broken reducer must not stop the withdraw of what we know
+            log.critical(
+                "the reducer failed at stop; withdrawing the configured VIPs", exc_info=True
+            )
+        # the task group cancelled the reader: acks need a reader again
+        reader = asyncio.get_running_loop().create_task(self.session.read_forever())
+        try:
+            unconfirmed = await self.reconciler.withdraw_all(
+                sorted(prefixes), SHUTDOWN_WITHDRAW_TIMEOUT_S
+            )
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if unconfirmed:
+            log.error("withdraw not confirmed by ExaBGP", extra={"vips": unconfirmed})
+        else:
+            log.info("withdrew every VIP", extra={"vips": len(prefixes)})
+
+
+async def run_plugin(
+    config: Config, channel: LineChannel | None = None, config_path: str | None = None
+) -> int:
+    plugin = Plugin(config, channel or await StdioChannel.open(), config_path)
+    loop = asyncio.get_running_loop()
+    handlers = {
+        signal.SIGTERM: lambda: plugin.request_stop("SIGTERM"),
+        signal.SIGINT: lambda: plugin.request_stop("SIGINT"),
+        signal.SIGUSR1: plugin.probe_all_now,
+        signal.SIGHUP: plugin.reload_in_background,
+    }
+    if os.environ.get(FAULT_HOOK_ENV) == "1":
+        handlers[signal.SIGUSR2] = plugin.inject_fault
+    for signum, handler in handlers.items():
+        loop.add_signal_handler(signum, handler)
+    try:
+        return await plugin.run()
+    finally:
+        for signum in handlers:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)

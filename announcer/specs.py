@@ -1,0 +1,73 @@
+"""From the validated configuration to the reducer's `Spec` (the core never sees pydantic)."""
+
+from __future__ import annotations
+
+from .config import CheckConfig, Config, VipConfig
+from .core import (
+    CheckSpec,
+    DampeningPolicy,
+    DrainTiming,
+    Policy,
+    Route,
+    Spec,
+    VipSpec,
+    WeightSpec,
+    base_route,
+)
+
+__all__ = ["check_spec", "route_for", "spec_from_config", "vip_spec"]
+
+
+def check_spec(check: CheckConfig) -> CheckSpec:
+    return CheckSpec(rise=check.rise, fall=check.fall, ttl_s=check.ttl_s)
+
+
+def route_for(vip: VipConfig, local_as: int | None) -> Route:
+    return base_route(
+        vip.prefix,
+        next_hop=vip.next_hop,
+        med=vip.med,
+        origin=vip.origin,
+        local_as=local_as,
+        as_path_prepend=vip.as_path_prepend,
+        communities=tuple(vip.communities),
+        large_communities=tuple(vip.large_communities),
+        extended_communities=tuple(vip.extended_communities),
+    )
+
+
+def vip_spec(vip: VipConfig, local_as: int | None) -> VipSpec:
+    weight = None
+    if vip.weight is not None:
+        weight = WeightSpec(
+            asn=vip.weight.asn or local_as or 0,
+            bandwidth_mbps=vip.weight.bandwidth_mbps,
+            from_check=vip.weight.from_check,
+            steps=vip.weight.steps,
+        )
+    return VipSpec(
+        prefix=vip.prefix,
+        checks=tuple(vip.checks),
+        required=vip.required_count(),
+        route=route_for(vip, local_as),
+        weight=weight,
+    )
+
+
+def spec_from_config(config: Config) -> Spec:
+    local_as = config.bgp.local_as if config.bgp else None
+    d = config.dampening
+    drain = config.drain
+    policy = Policy(
+        dampening=DampeningPolicy(d.penalty, d.half_life, d.suppress, d.reuse, d.max_suppress)
+        if d.enabled
+        else None,
+        min_announce_interval_s=d.min_announce_interval,
+        drain=DrainTiming(drain.gshut_period, drain.connections_below, drain.max_wait),
+        connections_check=drain.connections_check,
+    )
+    return Spec(
+        checks={name: check_spec(check) for name, check in config.checks.items()},
+        vips=tuple(vip_spec(vip, local_as) for vip in config.vips),
+        policy=policy,
+    )
