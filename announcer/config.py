@@ -116,11 +116,24 @@ ExtendedCommunity = Annotated[str, AfterValidator(_check_extended_community)]
 Asn = Annotated[int, Field(ge=1, le=MAX_ASN)]
 
 
+# what a written address or prefix may contain: no IPv6 scope id ("%eth0"), no space, nothing
+# that could end a line or a statement in an ExaBGP command or in exabgp.conf
+_ADDRESS_CHARACTERS = re.compile(r"[0-9A-Fa-f:./]+")
+
+
 def _ip(value: str) -> str:
+    if not _ADDRESS_CHARACTERS.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an IP address (only digits, a-f, ':' and '.'; no scope id)"
+        )
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 IpAddress = Annotated[str, AfterValidator(_ip)]
@@ -135,17 +148,16 @@ class NeighborConfig(_Strict):
         "bgp.local_address, then router_id; must be of the neighbor's family",
     )
     port: int | None = Field(default=None, ge=1, le=65535, description="TCP port to connect to")
-    hold_time: int = Field(default=9, description="BGP hold time in seconds: 0 or 3-65535")
+    hold_time: int = Field(
+        default=9,
+        ge=3,
+        le=65535,
+        description="BGP hold time in seconds, 3-65535 (0, no keepalives, would let a dead "
+        "host's routes live for ever, so it is refused)",
+    )
     description: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9 ._-]{0,64}$", description="free text for ExaBGP"
     )
-
-    @field_validator("hold_time")
-    @classmethod
-    def _hold_time(cls, value: int) -> int:
-        if value != 0 and not 3 <= value <= 65535:
-            raise ValueError(f"{value} is not a hold time: 0 or 3-65535 seconds")
-        return value
 
     @property
     def is_ipv6(self) -> bool:
@@ -274,6 +286,11 @@ class VipConfig(_Strict):
 
     @model_validator(mode="after")
     def _prefix_is_a_vip(self) -> VipConfig:
+        if not _ADDRESS_CHARACTERS.fullmatch(self.prefix):
+            raise ValueError(
+                f"prefix: {self.prefix!r} is not a valid prefix "
+                "(only digits, a-f, ':', '.' and '/'; no scope id)"
+            )
         try:
             network = ipaddress.ip_network(self.prefix, strict=True)
         except ValueError as exc:
@@ -366,7 +383,19 @@ class DampeningConfig(_Strict):
 
 class ApiConfig(_Strict):
     listen: str = Field(default="127.0.0.1:9180", description="host:port; empty string disables")
-    token_file: str | None = Field(default=None, description="bearer token for POST endpoints")
+    token_file: str | None = Field(
+        default=None,
+        description="bearer token for POST endpoints; required when listen is not loopback",
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ApiConfig:
+        if self.listen and not _is_loopback(self.host) and self.token_file is None:
+            raise ValueError(
+                f"listen: {self.listen} is reachable from other hosts: set api.token_file, "
+                "or listen on 127.0.0.1 or [::1]"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -452,7 +481,9 @@ def _issues_from(error: ValidationError) -> list[ConfigIssue]:
             message = f"{message} (got {item['input']!r})"
         # a model-level error on a VIP that names its own field ("prefix: ...") is moved there
         field, sep, rest = message.partition(": ")
-        if sep and field in ("prefix", "next_hop") and loc and isinstance(loc[-1], int):
+        on_vip = field in ("prefix", "next_hop") and bool(loc) and isinstance(loc[-1], int)
+        on_api = field == "listen" and loc == ("api",)
+        if sep and (on_vip or on_api):
             loc, message = (*loc, field), rest
         issues.append(ConfigIssue(_path(loc), message))
     return issues

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +20,7 @@ from .base import ProbeFailure, ProbeResult
 __all__ = ["ExecProbe", "ExecProbeConfig"]
 
 MAX_OUTPUT_BYTES = 4096
+KILL_WAIT_S = 1.0
 
 
 class ExecProbeConfig(BaseModel):
@@ -50,34 +52,37 @@ class ExecProbe:
 
     async def probe(self) -> ProbeResult:
         env = {**os.environ, **self._config.env} if self._config.env else None
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self._config.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
-        except FileNotFoundError as exc:
-            raise ProbeFailure("exec_not_found", str(exc)) from exc
-        except PermissionError as exc:
-            raise ProbeFailure("permission_denied", str(exc)) from exc
-        try:
-            assert process.stdout is not None
-            output = await process.stdout.read(MAX_OUTPUT_BYTES)
-            # keep draining so a chatty child cannot block on a full pipe
-            while await process.stdout.read(MAX_OUTPUT_BYTES):
-                pass
-            status = await process.wait()
-        finally:
-            # also runs on timeout/cancel: the group goes, whatever it spawned
-            _kill_group(process.pid)
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        first_line = output.decode("utf-8", errors="replace").strip().splitlines()[:1]
+        # output goes to a file, not a pipe: asyncio's wait() also waits for every pipe to
+        # close, so a grandchild that keeps stdout open would hold the probe (and its cleanup)
+        # for as long as it lives, far past the timeout
+        with tempfile.TemporaryFile() as output:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *self._config.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    env=env,
+                )
+            except FileNotFoundError as exc:
+                raise ProbeFailure("exec_not_found", str(exc)) from exc
+            except PermissionError as exc:
+                raise ProbeFailure("permission_denied", str(exc)) from exc
+            try:
+                status = await process.wait()
+            finally:
+                # also runs on timeout/cancel: the group goes, whatever it spawned
+                _kill_group(process.pid)
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    # bounded: the probe's deadline must hold even if reaping is slow
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), KILL_WAIT_S)
+            output.seek(0)
+            text = output.read(MAX_OUTPUT_BYTES)
+        first_line = text.decode("utf-8", errors="replace").strip().splitlines()[:1]
         detail = first_line[0][:200] if first_line else f"exit {status}"
         if status != 0:
             reason = "killed" if status < 0 else "exit_nonzero"

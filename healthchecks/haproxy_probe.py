@@ -129,22 +129,26 @@ class HaproxyProbe:
     async def probe(self) -> ProbeResult:
         rows = parse_show_stat(await self._show_stat())
         config = self._config
+        full = False
         if config.frontend is not None:
             front = next(
                 (r for r in rows if r.proxy == config.frontend and r.service == "FRONTEND"), None
             )
             if front is None:
                 raise ProbeFailure("frontend_missing", f"no frontend {config.frontend!r}")
-            if front.status != "OPEN":
+            # FULL (at maxconn) is a busy frontend, not a dead one: withdrawing it at peak load
+            # would push the peak onto the other hosts. It stays up, with no spare capacity.
+            full = front.status == "FULL"
+            if front.status not in ("OPEN", "FULL"):
                 raise ProbeFailure("frontend_closed", f"frontend {config.frontend} {front.status}")
         health = backend_health(rows, config.backend)
-        capacity = health.up / health.total if health.total else 0.0
+        capacity = health.up / health.total if health.total and not full else 0.0
         metrics = {
             "servers_up": float(health.up),
             "servers_total": float(health.total),
             "active_connections": float(health.current_sessions),
         }
-        detail = f"{health.up}/{health.total} servers up"
+        detail = f"{health.up}/{health.total} servers up" + (", frontend FULL" if full else "")
         needed = 1
         if config.min_up is not None:
             needed = config.min_up

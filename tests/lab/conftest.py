@@ -31,6 +31,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/lab" in str(item.fspath):
             item.add_marker(pytest.mark.lab)
+            # a lab test builds and tears down namespaces and daemons: a longer limit, still one
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(240))
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import signal
 import yaml
 
 from announcer.app import Plugin
-from announcer.core import Drain, Undrain
 from announcer.config import load_config
+from announcer.core import Drain, Undrain
 from tests.fakes import fast_http_check
 from tests.unit.test_plugin_inprocess import MemoryChannel
 

@@ -8,7 +8,9 @@ import pytest
 from tests.fakes import FakeExabgp, write_config
 
 VIP = "192.0.2.10/32"
-COMMAND = re.compile(r"^(enable-ack|show adj-rib out json|(announce|withdraw) (route|attributes) [ -~]+)$")
+COMMAND = re.compile(
+    r"^(enable-ack|show adj-rib out json|(announce|withdraw) (route|attributes) [ -~]+)$"
+)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,8 @@ async def test_exec_missing_program():
 
 
 async def test_exec_timeout_kills_the_whole_process_group(tmp_path):
+    """The grandchild keeps stdout open: the probe must still end at its deadline, and the
+    grandchild must die with the group (not live on for its 300 s)."""
     pidfile = tmp_path / "grandchild.pid"
     script = (
         "import subprocess, sys, time\n"
@@ -174,11 +177,24 @@ async def test_exec_timeout_kills_the_whole_process_group(tmp_path):
         f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
         "time.sleep(300)\n"
     )
+    started = time.monotonic()
     result = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", script])), 1.0)
+    took = time.monotonic() - started
     assert result.reason == "timeout"
+    assert took < 3.0, f"the probe took {took:.1f}s with a 1s timeout"
     grandchild = int(pidfile.read_text())
     await asyncio.sleep(0.2)
     assert not _alive(grandchild)
+
+
+async def test_exec_child_that_exits_while_a_grandchild_holds_stdout(tmp_path):
+    """The check's own exit status decides, at once; a daemonised helper it started cannot
+    hold the probe until the timeout."""
+    script = "import subprocess; subprocess.Popen(['sleep', '300']); print('fine')"
+    started = time.monotonic()
+    result = await probe_once(ExecProbe(ExecProbeConfig(argv=[sys.executable, "-c", script])), 5.0)
+    assert result.ok and result.detail == "fine"
+    assert time.monotonic() - started < 2.0
 
 
 def _alive(pid: int) -> bool:
@@ -292,3 +308,14 @@ def test_watch_endpoints():
     assert str(endpoint_of(TcpProbeConfig(host="::1", port=25))) == "::1:25"
     assert endpoint_of(HaproxyProbeConfig(socket="/run/h.sock", backend="b")).path == "/run/h.sock"
     assert endpoint_of(ExecProbeConfig(argv=["/bin/true"])) is None
+
+
+async def test_haproxy_frontend_at_maxconn_is_up_with_no_spare_capacity(haproxy_socket):
+    """FULL is a busy frontend, not a dead one: a host must not withdraw at peak load."""
+    path, state = haproxy_socket
+    state["reply"] = SHOW_STAT.replace(",OPEN,", ",FULL,")
+    result = await probe_once(
+        HaproxyProbe(HaproxyProbeConfig(socket=path, backend="web", frontend="www", min_up=2))
+    )
+    assert result.ok, result
+    assert result.capacity == 0.0
