@@ -15,13 +15,17 @@ class Switchable:
     def __init__(self) -> None:
         self.status = 200
         self.hang = False
+        self.alternate = False  # 200, 500, 200, 500...: a check that never settles
+        self._served = 0
         self.runner: web.AppRunner | None = None
         self.port = 0
 
     async def _health(self, request: web.Request) -> web.Response:
         if self.hang:
             await asyncio.sleep(3600)
-        return web.Response(status=self.status, text="ok" if self.status == 200 else "fail")
+        self._served += 1
+        status = (200 if self._served % 2 else 500) if self.alternate else self.status
+        return web.Response(status=status, text="ok" if status == 200 else "fail")
 
     async def start(self, port: int = 0) -> None:
         app = web.Application()

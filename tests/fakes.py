@@ -1,7 +1,10 @@
 """A fake ExaBGP: runs `announcer run` as a child process and plays ExaBGP on its pipes.
 
 It answers every command (`done`, or `error` for commands matching `fail_when`), can send
-neighbor events and arbitrary lines, and records every command with the time it arrived.
+neighbor events and arbitrary lines, and records every command with the time it arrived. Like
+the real one it keeps an adj-rib-out (`rib`: prefix -> the announce line) that outlives the
+plugin (`restart_plugin` kills it and starts a new one against the same RIB) and answers
+`show adj-rib out json` from it, so tests can assert on what ExaBGP would really carry.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ class FakeExabgp:
     ack: bool = True
     fail_when: Callable[[str], bool] = lambda line: False
     commands: list[Received] = field(default_factory=list)
+    rib: dict[str, str] = field(default_factory=dict)
+    peer: str = "198.51.100.1"
     process: asyncio.subprocess.Process | None = None
     stderr_path: Path | None = None
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self, *extra_args: str) -> None:
+    async def start(self, *extra_args: str, env: dict[str, str] | None = None) -> None:
         self.stderr_path = self.config_path.with_suffix(".stderr")
-        stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - handed to the child
+        stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -52,6 +57,7 @@ class FakeExabgp:
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         stderr.close()
         self._reader = asyncio.create_task(self._read())
@@ -61,9 +67,54 @@ class FakeExabgp:
         while line := await self.process.stdout.readline():
             text = line.decode().rstrip("\n")
             self.commands.append(Received(text, time.monotonic()))
+            failed = self.fail_when(text)
+            if not failed:
+                for answer in self._apply(text):
+                    await self.send(answer)
             self._changed.set()
             if self.ack:
-                await self.send("error" if self.fail_when(text) else "done")
+                await self.send("error" if failed else "done")
+
+    def _apply(self, line: str) -> list[str]:
+        """Change the RIB as ExaBGP would; return the lines of an answer, if any."""
+        words = line.split()
+        if line == "show adj-rib out json":
+            return [
+                json.dumps({self.peer: {"routes": [{"prefix": p, "family": _family(p)}]}})
+                for p in sorted(self.rib)
+            ]
+        if words[:2] == ["announce", "route"]:
+            self.rib[words[2]] = line
+        elif words[:2] == ["announce", "attributes"]:
+            for prefix in words[words.index("nlri") + 1 :]:
+                self.rib[prefix] = line
+        elif words[:2] == ["withdraw", "route"]:
+            self.rib.pop(words[2], None)
+        elif words[:2] == ["withdraw", "attributes"]:
+            for prefix in words[words.index("nlri") + 1 :]:
+                self.rib.pop(prefix, None)
+        return []
+
+    def announced(self) -> set[str]:
+        return set(self.rib)
+
+    async def restart_plugin(self, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        """SIGKILL the plugin and start a new one; the RIB stays, as in ExaBGP."""
+        await self.stop()
+        self.commands.clear()
+        await self.start(*extra_args, env=env)
+
+    async def wait_rib(
+        self, predicate: Callable[[dict[str, str]], bool], timeout: float = 10.0
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.rib):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; RIB: {self.rib}\n{self.stderr()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
 
     async def send(self, line: str) -> None:
         assert self.process and self.process.stdin
@@ -138,6 +189,10 @@ class FakeExabgp:
             await self.process.wait()
         if self._reader:
             self._reader.cancel()
+
+
+def _family(prefix: str) -> str:
+    return "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
 
 
 class _suppress:

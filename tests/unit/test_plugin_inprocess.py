@@ -116,6 +116,7 @@ async def test_drain_and_undrain_one_vip(running):
     ("body", "problem"),
     [
         (b"{not json", "invalid request body"),
+        (b'{"vips": []}', "vips is empty: leave it out to mean every VIP"),
         (b'{"vips": "192.0.2.10/32"}', "invalid request body"),
         (b'{"vips": ["198.18.0.1/32"]}', "unknown VIPs"),
         (b'{"reason": "a\\nb"}', "invalid request body"),
