@@ -296,6 +296,8 @@ class _Step:
         self.timed: set[str] | None = None
         self.drains_changed = False
         self.changes: dict[str, object] = {}
+        # VIPs of a check whose effective health changed while deciding another VIP
+        self.stale: set[str] = set()
 
     # copy-on-write accessors
     def w_checks(self) -> dict[str, CheckRecord]:
@@ -400,14 +402,20 @@ class _Step:
         health = effective_health(record.state, self.now, spec.ttl_s)
         if health is not record.effective:
             self.w_checks()[name] = replace(record, effective=health)
+            # every VIP of this check must see the change, not only the one being decided
+            self.stale.update(self.spec.vips_of_check.get(name, ()))
         return health
 
     def decide(self, prefixes: Iterable[str]) -> None:
+        """Decide these VIPs again, in configuration order: the same events always give the
+        same command stream, whatever order a set of prefixes happens to iterate in."""
         spec = self.spec
-        for prefix in prefixes:
-            vip = spec.by_prefix.get(prefix)
-            if vip is not None:
-                self._decide_vip(vip)
+        todo = {prefix for prefix in prefixes if prefix in spec.position}
+        while todo:
+            for prefix in sorted(todo, key=spec.position.__getitem__):
+                self._decide_vip(spec.by_prefix[prefix])
+            # a check's health changes at most once per step (one `now`): this ends
+            todo, self.stale = {p for p in self.stale if p in spec.position}, set()
 
     def _decide_vip(self, vip: VipSpec) -> None:
         now, policy, prefix = self.now, self.spec.policy, vip.prefix

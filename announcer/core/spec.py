@@ -58,6 +58,7 @@ class Spec:
     policy: Policy = field(default_factory=Policy)
     # indexes, derived once per configuration
     by_prefix: Mapping[str, VipSpec] = field(init=False, compare=False, repr=False)
+    position: Mapping[str, int] = field(init=False, compare=False, repr=False)
     vips_of_check: Mapping[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
     weighted_by: Mapping[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
 
@@ -70,5 +71,6 @@ class Spec:
             if vip.weight is not None and vip.weight.from_check is not None:
                 weighted.setdefault(vip.weight.from_check, []).append(vip.prefix)
         object.__setattr__(self, "by_prefix", {vip.prefix: vip for vip in self.vips})
+        object.__setattr__(self, "position", {vip.prefix: i for i, vip in enumerate(self.vips)})
         object.__setattr__(self, "vips_of_check", {k: tuple(v) for k, v in by_check.items()})
         object.__setattr__(self, "weighted_by", {k: tuple(v) for k, v in weighted.items() if v})

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
@@ -66,3 +67,79 @@ def test_status_without_a_running_plugin_says_so(unused_tcp_port):
     result = announcer("status", "--api", f"http://127.0.0.1:{unused_tcp_port}")
     assert result.returncode == 1
     assert "cannot reach the announcer API" in result.stderr
+
+
+def _write(tmp_path, data: dict):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+BGP = {
+    "local_as": 65001,
+    "router_id": "198.51.100.2",
+    "neighbors": [{"address": "198.51.100.1", "peer_as": 65000}],
+}
+
+
+def test_plan_shows_the_draining_route_the_plugin_sends(tmp_path):
+    """The same route builder as the running plugin: drain adds 65535:0, weight the bandwidth."""
+    config = _write(
+        tmp_path,
+        {
+            "bgp": BGP,
+            "checks": {"web": {"tcp": {"port": 80}}},
+            "vips": [
+                {"prefix": "192.0.2.10/32", "checks": ["web"], "weight": {"bandwidth_mbps": 8}}
+            ],
+        },
+    )
+    out = announcer("plan", "-c", config, check=True).stdout
+    assert (
+        "healthy:  announce route 192.0.2.10/32 next-hop self med 100 origin igp "
+        "extended-community [ bandwidth:65001:1000000 ]"
+    ) in out
+    assert (
+        "draining: announce route 192.0.2.10/32 next-hop self med 100 origin igp "
+        "community [ 65535:0 ] extended-community [ bandwidth:65001:1000000 ]"
+    ) in out
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"vips": [{"prefix": "2001:db8::10%x;y}/128", "checks": ["web"]}]},
+            "vips[0].prefix: '2001:db8::10%x;y}/128' is not a valid prefix",
+        ),
+        (
+            {"bgp": BGP | {"neighbors": [{"address": "2001:db8::1%a;}", "peer_as": 65000}]}},
+            "bgp.neighbors[0].address: '2001:db8::1%a;}' is not an IP address",
+        ),
+        (
+            {"bgp": BGP | {"local_address": "198.51.100.2%lo"}},
+            "bgp.local_address: '198.51.100.2%lo' is not an IP address",
+        ),
+        (
+            {"bgp": BGP | {"neighbors": [BGP["neighbors"][0] | {"hold_time": 0}]}},
+            "bgp.neighbors[0].hold_time: Input should be greater than or equal to 3",
+        ),
+        (
+            {"api": {"listen": "0.0.0.0:9180"}},
+            "api.listen: 0.0.0.0:9180 is reachable from other hosts: set api.token_file",
+        ),
+    ],
+)
+def test_check_plan_and_exabgp_config_refuse_what_could_break_out(tmp_path, change, error):
+    data = {
+        "bgp": BGP,
+        "checks": {"web": {"tcp": {"port": 80}}},
+        "vips": [{"prefix": "192.0.2.10/32", "checks": ["web"]}],
+    } | change
+    config = _write(tmp_path, data)
+    for command in ("check", "plan", "exabgp-config"):
+        result = announcer(command, "-c", config)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert error in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""

@@ -1,0 +1,109 @@
+"""Drives the pure core as the shell does: reducer -> full desired set -> ledger -> commands.
+
+No asyncio and no clock: time is a number the test moves. The ExaBGP side is a RIB that
+answers each command `done`, or `error` when the test says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from announcer.core import (
+    CheckSpec,
+    DampeningPolicy,
+    DrainTiming,
+    Event,
+    Ledger,
+    Policy,
+    Restate,
+    Spec,
+    State,
+    VipSpec,
+    WeightSpec,
+    answered,
+    base_route,
+    batch_commands,
+    initial_state,
+    plan,
+    reduce,
+    restated,
+)
+
+VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
+
+
+def make_spec(
+    vips: dict[str, tuple[str, ...]] | None = None,
+    *,
+    required: dict[str, int] | None = None,
+    rise: int = 2,
+    fall: int = 2,
+    ttl_s: float = 3.4,
+    gshut_s: float = 1.9,
+    dampening: bool = True,
+    min_announce_interval_s: float = 0.0,
+    weighted: dict[str, str] | None = None,
+) -> Spec:
+    vips = vips if vips is not None else {VIP: ("web",)}
+    checks = sorted({name for names in vips.values() for name in names})
+    return Spec(
+        checks={name: CheckSpec(rise, fall, ttl_s) for name in checks},
+        vips=tuple(
+            VipSpec(
+                prefix,
+                names,
+                (required or {}).get(prefix, len(names)),
+                base_route(prefix),
+                WeightSpec(65001, 8, (weighted or {}).get(prefix), 4)
+                if prefix in (weighted or {})
+                else None,
+            )
+            for prefix, names in vips.items()
+        ),
+        policy=Policy(
+            dampening=DampeningPolicy() if dampening else None,
+            min_announce_interval_s=min_announce_interval_s,
+            drain=DrainTiming(gshut_s),
+        ),
+    )
+
+
+@dataclass
+class Harness:
+    spec: Spec
+    now: float = 0.0
+    state: State = field(init=False)
+    ledger: Ledger = field(default_factory=Ledger)
+    rib: dict[str, str] = field(default_factory=dict)
+    effects: list[object] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state = initial_state(self.spec, self.now)
+
+    def step(self, event: Event, dt: float = 0.1) -> None:
+        """Only the reducer: nothing is sent."""
+        self.now += dt
+        self.state, effects = reduce(self.state, event, self.now)
+        self.effects.extend(effects)
+        if any(isinstance(effect, Restate) for effect in effects):
+            self.ledger = restated(self.ledger)
+
+    def sync(self, fail: bool = False) -> list[str]:
+        """One reconcile pass; ExaBGP answers every command `done` (or `error`)."""
+        desired = self.state.desired
+        changes = plan(desired, self.ledger.acked)
+        commands = batch_commands(changes.announce, changes.withdraw)
+        if not fail:
+            for line, covered in commands:
+                for prefix in covered:
+                    if line.startswith("announce"):
+                        self.rib[prefix] = line
+                    else:
+                        self.rib.pop(prefix, None)
+        sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
+        self.ledger = answered(self.ledger, sent, [not fail] * len(commands), self.ledger.epoch)
+        return [line for line, _ in commands]
+
+    def run(self, event: Event, dt: float = 0.1) -> list[str]:
+        self.step(event, dt)
+        return self.sync()

@@ -1,0 +1,230 @@
+"""Scenario tables with golden ExaBGP command streams (MetalLB's style): each row is an event,
+the time since the previous one, and exactly the commands the plugin sends after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from announcer.core import (
+    Drain,
+    DrainFile,
+    Neighbor,
+    ProbeAgain,
+    ProbeDone,
+    Reload,
+    RestoredDrain,
+    RestoreDrains,
+    RibReported,
+    SaveDrains,
+    Stop,
+    Tick,
+    Undrain,
+)
+from tests.machine_harness import VIP, VIP2, Harness, make_spec
+
+A = f"announce route {VIP} next-hop self med 100 origin igp"
+A_GSHUT = f"announce route {VIP} next-hop self med 100 origin igp community [ 65535:0 ]"
+W = f"withdraw route {VIP}"
+A2 = f"announce route {VIP2} next-hop self med 100 origin igp"
+W2 = f"withdraw route {VIP2}"
+OK, FAIL = ProbeDone("web", True), ProbeDone("web", False)
+
+SCENARIOS = {
+    "cold start, healthy: announced after rise": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.25, Tick(), []),
+    ],
+    "cold start, unhealthy: withdrawn after fall (a predecessor's route goes)": [
+        (0.1, FAIL, []),
+        (0.1, FAIL, [W]),
+    ],
+    "failover: one failure changes nothing, fall failures withdraw once": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, FAIL, []),
+        (0.1, OK, []),
+        (0.1, FAIL, []),
+        (0.1, FAIL, [W]),
+        (0.1, FAIL, []),
+    ],
+    "a verdict past its TTL counts as down": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        *[(0.25, Tick(), []) for _ in range(13)],
+        (0.25, Tick(), [W]),
+        (0.1, OK, [A]),
+    ],
+    "an unknown check expires too": [
+        (0.1, OK, []),
+        (0.1, FAIL, []),
+        *[(0.25, Tick(), []) for _ in range(12)],
+        (0.25, Tick(), [W]),
+    ],
+    "a stall of the plugin itself (5 s without events) withdraws nothing": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (5.0, Tick(), []),
+        (0.0, ProbeDone("web", False, reason="timeout", started_at=0.15), []),
+        (0.1, FAIL, []),
+        (0.1, OK, []),
+        (0.25, Tick(), []),
+    ],
+    "staged drain: graceful shutdown, withdraw after gshut_period, undrain": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, Drain(None, "rma"), [A_GSHUT]),
+        *[(0.25, Tick(), []) for _ in range(7)],
+        (0.25, Tick(), [W]),
+        (0.1, Undrain(None), [A]),
+    ],
+    "the drain file drains everything while it exists": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, DrainFile(True), [A_GSHUT]),
+        *[(0.25, Tick(), []) for _ in range(7)],
+        (0.25, Tick(), [W]),
+        (0.1, DrainFile(False), [A]),
+    ],
+    "stop withdraws, and nothing comes back after it": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, Stop("SIGTERM"), [W]),
+        (0.1, OK, []),
+        (0.1, Drain(None), []),
+        (0.25, Tick(), []),
+    ],
+    "a neighbor coming up re-states the desired set": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, Neighbor("198.51.100.1", "up"), [A]),
+        (0.1, Neighbor("198.51.100.1", "down"), []),
+    ],
+    "ExaBGP holds a route this config does not want: withdrawn": [
+        (0.1, RibReported(frozenset({VIP, "192.0.2.99/32"})), ["withdraw route 192.0.2.99/32"]),
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+    ],
+    "flapping: the third quick withdrawal suppresses": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, FAIL, []),
+        (0.1, FAIL, [W]),
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, FAIL, []),
+        (0.1, FAIL, [W]),
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (0.1, FAIL, []),
+        (0.1, FAIL, [W]),
+        (0.1, OK, []),
+        (0.1, OK, []),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario(name):
+    harness = Harness(make_spec())
+    for index, (dt, event, expected) in enumerate(SCENARIOS[name]):
+        sent = harness.run(event, dt)
+        assert sent == expected, f"step {index} ({event}): sent {sent}, want {expected}"
+
+
+def test_reload_removes_and_adds_vips_and_keeps_unchanged_ones_quiet():
+    two = make_spec({VIP: ("web",), VIP2: ("web",)})
+    one = make_spec({VIP: ("web",)})
+    harness = Harness(two)
+    assert harness.run(OK) == []
+    assert sorted(harness.run(OK)) == sorted(
+        [f"announce attributes next-hop self med 100 origin igp nlri {VIP} {VIP2}"]
+    )
+    assert harness.run(Reload(one)) == [W2]
+    assert harness.run(Reload(two)) == [A2]  # same check, same verdict: at once
+    assert harness.run(Reload(two)) == []
+
+
+def test_reload_that_changes_a_check_restarts_it_from_unknown():
+    harness = Harness(make_spec())
+    harness.run(OK)
+    harness.run(OK)
+    assert harness.run(Reload(make_spec(), frozenset({"web"}))) == []  # undecided: left alone
+    assert harness.state.checks["web"].state.health.value == "unknown"
+    assert harness.run(OK) == []
+    assert harness.run(OK) == []  # ExaBGP already has the same route
+
+
+def test_failed_commands_are_sent_again_until_acknowledged():
+    harness = Harness(make_spec())
+    harness.step(OK)
+    harness.step(OK)
+    assert harness.sync(fail=True) == [A]
+    assert harness.sync(fail=True) == [A]
+    assert harness.sync() == [A]
+    assert harness.sync() == []
+
+
+def test_require_any_and_at_least_n():
+    spec = make_spec(
+        {VIP: ("a", "b", "c"), VIP2: ("a", "b", "c")}, required={VIP: 1, VIP2: 2}, rise=1, fall=1
+    )
+    harness = Harness(spec)
+    for name in ("a", "b", "c"):
+        harness.step(ProbeDone(name, True))
+    harness.sync()
+    assert set(harness.rib) == {VIP, VIP2}
+    assert harness.run(ProbeDone("a", False)) == []
+    assert harness.run(ProbeDone("b", False)) == [W2]
+    assert harness.run(ProbeDone("c", False)) == [W]
+
+
+def test_weight_follows_live_capacity_in_steps():
+    spec = make_spec(weighted={VIP: "web"}, rise=1, fall=1)
+    harness = Harness(spec)
+    full = "extended-community [ bandwidth:65001:1000000 ]"
+    half = "extended-community [ bandwidth:65001:500000 ]"
+    assert harness.run(ProbeDone("web", True, capacity=1.0)) == [f"{A} {full}"]
+    assert harness.run(ProbeDone("web", True, capacity=0.9)) == []  # within the hysteresis
+    assert harness.run(ProbeDone("web", True, capacity=0.5)) == [f"{A} {half}"]
+
+
+def test_hold_down_delays_announce_never_withdraw():
+    harness = Harness(make_spec(min_announce_interval_s=1.0, dampening=False, rise=1, fall=1))
+    assert harness.run(OK) == [A]
+    assert harness.run(FAIL) == [W]
+    assert harness.run(OK) == []
+    assert harness.run(Tick(), 0.25) == []
+    assert [harness.run(Tick(), 0.25) for _ in range(3)][-1] == [A]
+
+
+def test_restored_drain_is_timed_from_now_and_a_finished_one_stays_finished():
+    harness = Harness(make_spec({VIP: ("web",), VIP2: ("web",)}))
+    restored = RestoreDrains(
+        (
+            RestoredDrain(VIP, "rma", "api", since_wall=1e9, completed=False),
+            RestoredDrain(VIP2, "rma", "api", since_wall=-1e9, completed=True),
+        )
+    )
+    harness.step(restored)
+    harness.step(OK)
+    assert sorted(harness.run(OK)) == sorted([A_GSHUT, W2])
+
+
+def test_drain_effects_persist_only_operator_drains_and_drop_removed_vips():
+    harness = Harness(make_spec({VIP: ("web",), VIP2: ("web",)}))
+    harness.step(Drain((VIP2,), "rma", persist=True))
+    harness.step(DrainFile(True))
+    saved = [e for e in harness.effects if isinstance(e, SaveDrains)]
+    assert [prefix for prefix, _ in saved[-1].drains] == [VIP2]
+    harness.step(Reload(make_spec({VIP: ("web",)})))
+    saved = [e for e in harness.effects if isinstance(e, SaveDrains)]
+    assert saved[-1].drains == ()
+
+
+def test_a_stall_asks_for_fresh_probes():
+    harness = Harness(make_spec())
+    harness.step(Tick(), 0.25)
+    harness.step(Tick(), 3.0)
+    assert ProbeAgain(("web",)) in harness.effects
+    assert harness.state.stalls == 1
