@@ -238,3 +238,39 @@ async def test_require_any_keeps_the_vip_while_one_check_is_up(exabgp, health_se
         await fake.wait_rib(lambda rib: VIP not in rib)
     finally:
         await second.stop()
+
+
+# the watchdog: a wedged plugin must stop notifying systemd
+async def test_the_plugin_feeds_systemds_watchdog_and_stops_when_wedged(
+    exabgp, health_server, plugin_config, tmp_path
+):
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def pings(seconds: float) -> list[bytes]:
+        got: list[bytes] = []
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            try:
+                got.append(sock.recv(64))
+            except BlockingIOError:
+                await asyncio.sleep(0.02)
+        return got
+
+    try:
+        fake = exabgp(plugin_config(health_server.url))
+        await fake.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+        await fake.wait_rib(lambda rib: VIP in rib)
+        assert len(await pings(1.6)) >= 2  # every WatchdogSec/2 = 0.5 s
+        fake.signal(signal.SIGSTOP)
+        await pings(0.3)  # what was already on its way
+        assert await pings(1.5) == []
+        fake.signal(signal.SIGCONT)
+        assert b"WATCHDOG=1" in await pings(1.5)
+    finally:
+        sock.close()

@@ -125,6 +125,7 @@ def test_systemd_unit_verifies(tmp_path):
 
 def test_systemd_unit_checks_the_config_and_drains_on_stop():
     unit = (DEPLOY / "systemd" / "exabgp-announcer.service").read_text()
+    assert "WatchdogSec=" in unit and "NotifyAccess=all" in unit
     assert "ExecStartPre=/opt/announcer/bin/announcer check -c" in unit
     assert "announcer drain --wait --no-persist" in unit
     assert "User=exabgp" in unit and "CapabilityBoundingSet=\n" in unit
