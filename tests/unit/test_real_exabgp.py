@@ -53,6 +53,24 @@ async def test_sigterm_withdraws_and_exabgp_respawns_the_plugin(pair, health_ser
     await _until(p, lambda u: announced(u, VIP))
 
 
+async def test_a_route_left_in_exabgp_by_a_killed_plugin_is_withdrawn_by_the_next(
+    pair, health_server
+):
+    """The VIP is removed from the file and the plugin is SIGKILLed (it cannot withdraw): the
+    respawned plugin asks ExaBGP what it holds (`show adj-rib out json`) and withdraws it."""
+    import yaml
+
+    p = pair()
+    await _until(p, lambda u: announced(u, VIP) and announced(u, "192.0.2.11/32"))
+    config = yaml.safe_load((p.workdir / "plugin.yaml").read_text())
+    config["vips"] = config["vips"][:1]
+    (p.workdir / "plugin.yaml").write_text(yaml.safe_dump(config))
+    (pid,) = p.plugin_pids()
+    os.kill(pid, signal.SIGKILL)
+    await _until(p, lambda u: ("withdraw", "192.0.2.11/32") in u)
+    assert announced(p.updates(), VIP)
+
+
 async def test_works_with_exabgp_acks_turned_off(pair, health_server):
     p = pair(ack=False)
     await _until(p, lambda u: announced(u, VIP))
