@@ -427,6 +427,8 @@ class Lab:
             "exabgp.daemon.daemonize": "false",
             "exabgp.log.destination": "stdout",
             "exabgp.log.level": "INFO",
+            # the lab's tests may make a plugin task fail on purpose (SIGUSR2)
+            "ANNOUNCER_FAULT_HOOK": "1",
         }
         self.start_process(
             name, [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")], d / "exabgp.log", env
