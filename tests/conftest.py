@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp import web
 
-from tests.fakes import fast_http_check
+from tests.fakes import FakeExabgp, fast_http_check, write_config
 
 
 class Switchable:
@@ -65,3 +65,18 @@ def plugin_config(tmp_path, unused_tcp_port_factory) -> Callable[..., dict]:
         }
 
     return make
+
+
+@pytest.fixture
+async def exabgp(tmp_path) -> AsyncIterator[Callable[..., FakeExabgp]]:
+    """Fake ExaBGPs running `announcer run` on a config written from a dict; stopped after."""
+    fakes: list[FakeExabgp] = []
+
+    def make(config: dict, **kwargs) -> FakeExabgp:
+        fake = FakeExabgp(write_config(tmp_path / f"c{len(fakes)}.yaml", config), **kwargs)
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        await fake.stop()

@@ -107,11 +107,16 @@ class FakeExabgp:
     async def wait_rib(
         self, predicate: Callable[[dict[str, str]], bool], timeout: float = 10.0
     ) -> None:
+        await self._until(lambda: predicate(self.rib), lambda: f"RIB: {self.rib}", timeout)
+
+    async def _until(
+        self, done: Callable[[], bool], what: Callable[[], str], timeout: float
+    ) -> None:
         deadline = time.monotonic() + timeout
-        while not predicate(self.rib):
+        while not done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out; RIB: {self.rib}\n{self.stderr()}")
+                raise AssertionError(f"timed out; {what()}\n{self.stderr()}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
@@ -150,14 +155,9 @@ class FakeExabgp:
         return [c.line for c in self.commands if c.line.startswith(prefix)]
 
     async def wait_for(self, predicate: Callable[[list[str]], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.lines()):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out; commands so far: {self.lines()}\n{self.stderr()}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+        await self._until(
+            lambda: predicate(self.lines()), lambda: f"commands so far: {self.lines()}", timeout
+        )
 
     async def wait_for_line(self, fragment: str, timeout: float = 10.0) -> None:
         await self.wait_for(lambda lines: any(fragment in line for line in lines), timeout)

@@ -15,23 +15,9 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.conftest import Switchable
-from tests.fakes import FakeExabgp, fast_http_check, write_config
+from tests.fakes import fast_http_check, write_config
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
-
-
-@pytest.fixture
-async def exabgp(tmp_path):
-    fakes: list[FakeExabgp] = []
-
-    def make(config: dict, **kwargs) -> FakeExabgp:
-        fake = FakeExabgp(write_config(tmp_path / f"c{len(fakes)}.yaml", config), **kwargs)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        await fake.stop()
 
 
 async def api(config: dict, method: str, path: str, body: dict | None = None) -> tuple[int, str]:

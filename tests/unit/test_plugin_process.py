@@ -5,26 +5,10 @@ import signal
 
 import pytest
 
-from tests.fakes import FakeExabgp, write_config
-
 VIP = "192.0.2.10/32"
 COMMAND = re.compile(
     r"^(enable-ack|show adj-rib out json|(announce|withdraw) (route|attributes) [ -~]+)$"
 )
-
-
-@pytest.fixture
-async def exabgp(tmp_path):
-    fakes = []
-
-    def make(config: dict, **kwargs) -> FakeExabgp:
-        fake = FakeExabgp(write_config(tmp_path / f"c{len(fakes)}.yaml", config), **kwargs)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        await fake.stop()
 
 
 async def test_announces_once_healthy_and_withdraws_when_the_service_dies(
