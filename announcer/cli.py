@@ -32,7 +32,22 @@ def _load(path: str) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .host.secrets import SecretError, read_secret
+
     config = _load(args.config)
+    # the files a running host needs, as this user can read them (ExecStartPre runs as exabgp)
+    problems = []
+    for index, neighbor in enumerate(config.bgp.neighbors if config.bgp else []):
+        if neighbor.password_file is not None:
+            try:
+                read_secret(neighbor.password_file, f"bgp.neighbors[{index}].password_file")
+            except SecretError as exc:
+                problems.append(str(exc))
+    if problems:
+        print(f"{args.config}: invalid configuration:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"{args.config}: OK ({len(config.vips)} VIPs, {len(config.checks)} checks)")
     return EXIT_OK
 
@@ -118,6 +133,18 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
     )
     try:
         print(render_exabgp_config(config, command), end="")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_bfd_config(args: argparse.Namespace) -> int:
+    from .host.bfd_conf import render_bfd_config
+
+    config = _load(args.config)
+    try:
+        print(render_bfd_config(config, args.config), end="")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -249,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--plugin-command", help="command ExaBGP runs (default: this announcer)")
     p.set_defaults(func=cmd_exabgp_config)
+
+    p = sub.add_parser("bfd-config", help="print FRR bfdd's configuration for the bfd: neighbors")
+    with_config(p)
+    p.set_defaults(func=cmd_bfd_config)
 
     for name, func, text in (
         ("status", cmd_status, "show the running plugin's state"),

@@ -38,6 +38,8 @@ from .durations import Duration
 
 __all__ = [
     "ApiConfig",
+    "BfdConfig",
+    "BfddConfig",
     "BgpConfig",
     "CheckConfig",
     "Config",
@@ -139,6 +141,27 @@ def _is_loopback(host: str) -> bool:
 IpAddress = Annotated[str, AfterValidator(_ip)]
 
 
+class BfdConfig(_Strict):
+    interval: Duration = Field(
+        default=0.1,
+        ge=0.01,
+        le=60.0,
+        description="BFD transmit and receive interval (10ms-60s); the session uses the slower "
+        "of ours and the router's",
+    )
+    multiplier: int = Field(
+        default=3, ge=2, le=255, description="missed packets before the session is down"
+    )
+
+    @property
+    def interval_ms(self) -> int:
+        return round(self.interval * 1000)
+
+
+# where a secret may be read from: a plain path, nothing that could break a line
+_PATH = r"^/[^\x00-\x1f\x7f]*$"
+
+
 class NeighborConfig(_Strict):
     address: IpAddress = Field(description="the router's address")
     peer_as: Asn = Field(description="the router's AS")
@@ -157,6 +180,17 @@ class NeighborConfig(_Strict):
     )
     description: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9 ._-]{0,64}$", description="free text for ExaBGP"
+    )
+    bfd: BfdConfig | None = Field(
+        default=None,
+        description="run a BFD session to this router with FRR's bfdd beside ExaBGP "
+        "(`announcer bfd-config` renders its configuration); absent: no BFD",
+    )
+    password_file: str | None = Field(
+        default=None,
+        pattern=_PATH,
+        description="absolute path of a file holding the session's TCP MD5 secret (never the "
+        "secret itself here); rendered into exabgp.conf as md5-password",
     )
 
     @property
@@ -417,6 +451,19 @@ class ApiConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class BfddConfig(_Strict):
+    vty_socket: str = Field(
+        default="/var/run/frr",
+        pattern=_PATH,
+        description="folder of bfdd's vty socket (what bfdd's --vty_socket names), to read "
+        "the BFD session state from",
+    )
+    vtysh: str = Field(default="/usr/bin/vtysh", pattern=_PATH, description="the vtysh program")
+    poll_interval: Duration = Field(
+        default=1.0, ge=0.1, le=60.0, description="how often the BFD state is read"
+    )
+
+
 class ExabgpConfig(_Strict):
     ack: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -438,6 +485,10 @@ class Config(_Strict):
     dampening: DampeningConfig = Field(default_factory=DampeningConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
+    bfdd: BfddConfig = Field(
+        default_factory=BfddConfig,
+        description="where the plugin reads BFD session state (only when a neighbor has bfd:)",
+    )
 
     def vip(self, prefix: str) -> VipConfig | None:
         return next((v for v in self.vips if v.prefix == prefix), None)

@@ -70,4 +70,5 @@ def spec_from_config(config: Config) -> Spec:
         checks={name: check_spec(check) for name, check in config.checks.items()},
         vips=tuple(vip_spec(vip, local_as) for vip in config.vips),
         policy=policy,
+        neighbors=tuple(n.address for n in config.bgp.neighbors) if config.bgp else (),
     )

@@ -27,6 +27,7 @@ from ..exabgp.reconciler import Reconciler
 
 if TYPE_CHECKING:
     from ..app.owner import StateOwner
+    from ..host.bfd_status import BfdMonitor
 
 __all__ = ["METRIC_NAMES", "Metrics"]
 
@@ -60,13 +61,20 @@ METRIC_NAMES = (
     "announcer_exabgp_pending_commands",
     "announcer_event_loop_lag_seconds",
     "announcer_stalls_total",
+    "announcer_bfd_peer_up",
+    "announcer_bfdd_reachable",
 )
 
 
 class _StateCollector(Collector):
     def __init__(
-        self, owner: StateOwner, reconciler: Reconciler, pending: Callable[[], int]
+        self,
+        owner: StateOwner,
+        reconciler: Reconciler,
+        pending: Callable[[], int],
+        bfd: BfdMonitor | None = None,
     ) -> None:
+        self._bfd = bfd
         self._owner = owner
         self._reconciler = reconciler
         self._pending = pending
@@ -174,7 +182,8 @@ class _StateCollector(Collector):
         neighbors = GaugeMetricFamily(
             "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]
         )
-        for peer, peer_state in snapshot.neighbors.items():
+        peers = {peer: "idle" for peer in snapshot.spec.neighbors} | dict(snapshot.neighbors)
+        for peer, peer_state in peers.items():
             neighbors.add_metric([peer], 1.0 if peer_state == "up" else 0.0)
         yield neighbors
         yield GaugeMetricFamily(
@@ -189,6 +198,20 @@ class _StateCollector(Collector):
             value=snapshot.stalls,
         )
         yield stalls
+        if self._bfd is not None and self._bfd.configured:
+            bfd_up = GaugeMetricFamily(
+                "announcer_bfd_peer_up",
+                "1 while bfdd's BFD session to this router is up (0 down, or bfdd unreachable).",
+                labels=["peer"],
+            )
+            for peer, bfd_state in self._bfd.peers.items():
+                bfd_up.add_metric([peer], 1.0 if bfd_state == "up" else 0.0)
+            yield bfd_up
+            yield GaugeMetricFamily(
+                "announcer_bfdd_reachable",
+                "1 if the plugin could read the BFD state from bfdd at its last try.",
+                value=1.0 if self._bfd.reachable else 0.0,
+            )
 
 
 def ack_state(reconciler: Reconciler, prefix: str) -> str:
@@ -253,8 +276,14 @@ class Metrics:
             registry=self.registry,
         )
 
-    def attach(self, owner: StateOwner, reconciler: Reconciler, pending: Callable[[], int]) -> None:
-        self.registry.register(_StateCollector(owner, reconciler, pending))
+    def attach(
+        self,
+        owner: StateOwner,
+        reconciler: Reconciler,
+        pending: Callable[[], int],
+        bfd: BfdMonitor | None = None,
+    ) -> None:
+        self.registry.register(_StateCollector(owner, reconciler, pending, bfd))
 
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..app.owner import StateOwner
 from ..core import Drain, Undrain
 from ..exabgp.reconciler import Reconciler
+from ..host.bfd_status import BfdMonitor
 from ..logs import get_logger
 from .metrics import Metrics
 from .status import status_document
@@ -43,8 +44,10 @@ class ApiState:
         metrics: Metrics,
         pending: Callable[[], int],
         token: str | None,
+        bfd: BfdMonitor | None = None,
     ) -> None:
         self.owner = owner
+        self.bfd = bfd
         self.reconciler = reconciler
         self.metrics = metrics
         self.pending = pending
@@ -86,7 +89,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(
-        status_document(state.owner.state, state.reconciler, state.pending()), dumps=_dumps
+        status_document(state.owner.state, state.reconciler, state.pending(), state.bfd),
+        dumps=_dumps,
     )
 
 

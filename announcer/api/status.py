@@ -10,12 +10,15 @@ from typing import Any
 
 from ..core import State
 from ..exabgp.reconciler import Reconciler
+from ..host.bfd_status import BfdMonitor
 from .metrics import ack_state
 
 __all__ = ["status_document"]
 
 
-def status_document(state: State, reconciler: Reconciler, pending: int) -> dict[str, Any]:
+def status_document(
+    state: State, reconciler: Reconciler, pending: int, bfd: BfdMonitor | None = None
+) -> dict[str, Any]:
     now = time.monotonic()
     checks: dict[str, Any] = {}
     for name, record in state.checks.items():
@@ -69,7 +72,13 @@ def status_document(state: State, reconciler: Reconciler, pending: int) -> dict[
     return {
         "vips": vips,
         "checks": checks,
-        "neighbors": dict(state.neighbors),
+        # every configured peer; "idle" until ExaBGP reports a state (a wrong password, or a
+        # router that does not answer, never gets further)
+        "neighbors": {peer: state.neighbors.get(peer, "idle") for peer in state.spec.neighbors}
+        | dict(state.neighbors),
+        "bfd": None
+        if bfd is None or not bfd.configured
+        else {"bfdd_reachable": bfd.reachable, "peers": dict(bfd.peers)},
         "withdrawing": sorted(state.retired),
         "stalls": {"count": state.stalls, "last_s": round(state.last_stall_s, 3)},
         "exabgp": {"pending_commands": pending, "command_errors": reconciler.errors},

@@ -41,6 +41,7 @@ from ..core import (
 from ..core import Reload as ReloadEvent
 from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
+from ..host.bfd_status import BfdMonitor
 from ..logs import get_logger
 from ..probing.build import ProbeBuildError, build_all, build_or_broken
 from ..probing.scheduler import CheckRunner, Watchers
@@ -117,7 +118,8 @@ class Plugin:
         restored = self.drain_store.load()
         if restored:
             self.owner.apply(RestoreDrains(restored), time.monotonic())
-        self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending)
+        self.bfd = BfdMonitor(config)
+        self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending, self.bfd)
         self.runners: dict[str, CheckRunner] = {}
         self.watchers = Watchers()
         self._check_tasks: dict[str, asyncio.Task[None]] = {}
@@ -126,7 +128,7 @@ class Plugin:
         self._fault: asyncio.Future[None] | None = None
         token, posts_allowed = read_token(config.api.token_file)
         self.api_state = ApiState(
-            self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token
+            self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token, self.bfd
         )
         self.api_state.posts_allowed = posts_allowed
         self.api_state.reload = self.reload
@@ -357,6 +359,7 @@ class Plugin:
                 group.create_task(self._tick(), name="tick")
                 group.create_task(self._startup(), name="startup")
                 group.create_task(self._wait_for_stop(), name="stop")
+                group.create_task(self.bfd.run(), name="bfd")
                 if os.environ.get(FAULT_HOOK_ENV) == "1":
                     group.create_task(self._wait_for_fault(), name="fault-hook")
         except* _Finished as ended:

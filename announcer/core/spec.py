@@ -56,6 +56,7 @@ class Spec:
     checks: Mapping[str, CheckSpec]
     vips: tuple[VipSpec, ...]
     policy: Policy = field(default_factory=Policy)
+    neighbors: tuple[str, ...] = ()  # the configured BGP peers (reported even before a state)
     # indexes, derived once per configuration
     by_prefix: Mapping[str, VipSpec] = field(init=False, compare=False, repr=False)
     position: Mapping[str, int] = field(init=False, compare=False, repr=False)

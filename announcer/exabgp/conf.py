@@ -7,8 +7,9 @@ import shlex
 from pathlib import Path
 
 from ..config import Config, NeighborConfig
+from ..host.secrets import secret_base64
 
-__all__ = ["default_plugin_command", "render_exabgp_config"]
+__all__ = ["default_plugin_command", "local_address", "render_exabgp_config"]
 
 PROCESS_NAME = "announcer"
 _SAFE_RUN_TOKEN = re.compile(r"[A-Za-z0-9_./:=@+-]+")
@@ -38,7 +39,9 @@ def _families(config: Config, neighbor: NeighborConfig) -> list[str]:
     return families or ["ipv6 unicast" if neighbor.is_ipv6 else "ipv4 unicast"]
 
 
-def _local_address(config: Config, neighbor: NeighborConfig) -> str:
+def local_address(config: Config, neighbor: NeighborConfig) -> str:
+    """The session's source address, and so the next hop (`next-hop self`) and BFD's local
+    address: the neighbor's own, else bgp.local_address, else the router id."""
     assert config.bgp is not None
     return neighbor.local_address or config.bgp.local_address or config.bgp.router_id
 
@@ -70,13 +73,18 @@ def render_exabgp_config(config: Config, plugin_command: list[str]) -> str:
             lines.append(f'    description "{neighbor.description}";')
         lines += [
             f"    router-id {bgp.router_id};",
-            f"    local-address {_local_address(config, neighbor)};",
+            f"    local-address {local_address(config, neighbor)};",
             f"    local-as {bgp.local_as};",
             f"    peer-as {neighbor.peer_as};",
             f"    hold-time {neighbor.hold_time};",
         ]
         if neighbor.port is not None:
             lines.append(f"    connect {neighbor.port};")
+        if neighbor.password_file is not None:
+            where = f"bgp.neighbors[{bgp.neighbors.index(neighbor)}].password_file"
+            # base64: no character of the secret can end the statement or the line
+            lines.append(f'    md5-password "{secret_base64(neighbor.password_file, where)}";')
+            lines.append("    md5-base64 true;")
         lines.append("    family {")
         lines += [f"        {family};" for family in families]
         lines += [

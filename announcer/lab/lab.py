@@ -1,9 +1,11 @@
-"""The namespace lab: bring it up, poke it, read the router, take it down.
+"""The namespace lab: bring it up, poke it, read the routers, take it down.
 
-One network namespace per host: `r1` (FRR zebra + bgpd), `lb1..lbN` (nginx or HAProxy, ExaBGP
-with this plugin), `client`. The LB hosts and r1 share one LAN (a bridge in r1); the client
-has its own link to r1. Everything the lab starts lives in its namespaces, so `down` can find
-and stop it even after the process that started it died.
+One network namespace per host: `r1` and `r2` (FRR zebra + bgpd + bfdd, a ToR pair),
+`lb1..lbN` (nginx or HAProxy, ExaBGP with this plugin, bfdd), `sw` (the switch: a bridge with
+one port per router and host, so a dead host's link can be cut without the router's own port
+going down), `client` behind r1 and `client2` behind r2. Every BGP session carries a TCP MD5
+password and is watched by BFD. Everything the lab starts lives in its namespaces, so `down`
+can find and stop it even after the process that started it died.
 """
 
 from __future__ import annotations
@@ -38,18 +40,17 @@ from .netns import (
 )
 from .topology import (
     CLIENT,
-    CLIENT_V4,
-    CLIENT_V6,
+    CLIENT_PREFIXLEN_V4,
+    LAB_BGP_SECRET,
     LAN_V4_PREFIXLEN,
     ROUTER,
     ROUTER_AS,
-    ROUTER_CLIENT_V4,
-    ROUTER_CLIENT_V6,
-    ROUTER_V4,
-    ROUTER_V6,
+    ROUTERS,
+    SWITCH,
     VIP_V4,
     VIP_V6,
     LbHost,
+    Router,
     lb_hosts,
 )
 
@@ -79,7 +80,7 @@ def _require_tools() -> None:
     for tool in ("ip", "nginx", "haproxy", "vtysh"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} not found: run scripts/setup.sh")
-    for daemon in ("zebra", "bgpd"):
+    for daemon in ("zebra", "bgpd", "bfdd"):
         if not (FRR_BIN / daemon).exists():
             raise LabError(f"{FRR_BIN / daemon} not found: run scripts/setup.sh")
     if not (BIN / "exabgp").exists():
@@ -95,6 +96,8 @@ class Lab:
         failing_at_start: frozenset[str] = frozenset(),
         haproxy_hosts: int = 1,
         exabgp_config: Callable[[LbHost, Path], str] | None = None,
+        wrong_password: frozenset[str] = frozenset(),
+        bfd: bool = True,
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts, haproxy_hosts)
@@ -102,12 +105,23 @@ class Lab:
         self._exabgp_config = exabgp_config
         self._plugin_overrides = plugin_overrides
         self._failing_at_start = failing_at_start
+        self._wrong_password = wrong_password
+        self.bfd = bfd  # run bfdd on the hosts (the routers always run it)
         self._children: list[subprocess.Popen[bytes]] = []
+        self.routers = ROUTERS
 
     # ---------------------------------------------------------------- names and paths
     @property
     def namespaces(self) -> list[str]:
-        return [ROUTER, *(h.name for h in self.hosts), CLIENT]
+        return [
+            SWITCH,
+            *(r.name for r in ROUTERS),
+            *(h.name for h in self.hosts),
+            *(r.client for r in ROUTERS),
+        ]
+
+    def router(self, name: str) -> Router:
+        return next(r for r in ROUTERS if r.name == name)
 
     def host(self, name: str) -> LbHost:
         return next(h for h in self.hosts if h.name == name)
@@ -118,6 +132,9 @@ class Lab:
     @property
     def vty(self) -> Path:
         return self.dir(ROUTER)
+
+    def bfdd_dir(self, host: str) -> Path:
+        return self.dir(host) / "bfdd"
 
     # ---------------------------------------------------------------- up and down
     def up(self) -> None:
@@ -131,7 +148,8 @@ class Lab:
         try:
             self._prepare_workdir()
             self._build_network()
-            self._start_router()
+            for router in ROUTERS:
+                self._start_router(router.name)
             for host in self.hosts:
                 self._start_host(host)
         except BaseException:
@@ -190,78 +208,116 @@ class Lab:
             ip("-n", namespace, "link", "set", "lo", "up")
             _sysctl(namespace, "net.ipv6.conf.all.accept_dad", "0")
             _sysctl(namespace, "net.ipv6.conf.default.accept_dad", "0")
-        for key in (
-            "net.ipv4.ip_forward",
-            "net.ipv6.conf.all.forwarding",
-            "net.ipv4.fib_multipath_hash_policy",
-            "net.ipv6.fib_multipath_hash_policy",
-        ):
-            _sysctl(ROUTER, key, "1")
-        ip("-n", ROUTER, "link", "add", "lan", "type", "bridge")
-        ip("-n", ROUTER, "addr", "add", f"{ROUTER_V4}/{LAN_V4_PREFIXLEN}", "dev", "lan")
-        ip("-n", ROUTER, "addr", "add", f"{ROUTER_V6}/64", "dev", "lan", "nodad")
-        ip("-n", ROUTER, "link", "set", "lan", "up")
+        ip("-n", SWITCH, "link", "add", "br0", "type", "bridge")
+        ip("-n", SWITCH, "link", "set", "br0", "up")
+        for router in ROUTERS:
+            for key in (
+                "net.ipv4.ip_forward",
+                "net.ipv6.conf.all.forwarding",
+                "net.ipv4.fib_multipath_hash_policy",
+                "net.ipv6.fib_multipath_hash_policy",
+            ):
+                _sysctl(router.name, key, "1")
+            self._plug(router.name)
+            ip("-n", router.name, "addr", "add", f"{router.v4}/{LAN_V4_PREFIXLEN}", "dev", "eth0")
+            ip("-n", router.name, "addr", "add", f"{router.v6}/64", "dev", "eth0", "nodad")
+            self._client_link(router)
         for host in self.hosts:
-            ip(
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                host.name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                host.name,
-                "netns",
-                ROUTER,
-            )
-            ip("-n", ROUTER, "link", "set", host.name, "master", "lan", "up")
+            self._plug(host.name)
             ip("-n", host.name, "addr", "add", f"{host.v4}/{LAN_V4_PREFIXLEN}", "dev", "eth0")
             ip("-n", host.name, "addr", "add", f"{host.v6}/64", "dev", "eth0", "nodad")
-            ip("-n", host.name, "link", "set", "eth0", "up")
-            ip("-n", host.name, "route", "add", "default", "via", ROUTER_V4)
-            ip("-n", host.name, "-6", "route", "add", "default", "via", ROUTER_V6)
             ip("-n", host.name, "addr", "add", VIP_V4, "dev", "lo")
             ip("-n", host.name, "addr", "add", VIP_V6, "dev", "lo")
+            self.host_routes(host.name)
+
+    def _plug(self, namespace: str) -> None:
+        """A cable from `namespace`'s eth0 to a port of the switch named after it."""
         ip(
             "link",
             "add",
             "eth0",
             "netns",
-            CLIENT,
+            namespace,
             "type",
             "veth",
             "peer",
             "name",
-            CLIENT,
+            namespace,
             "netns",
-            ROUTER,
+            SWITCH,
         )
-        ip("-n", ROUTER, "addr", "add", f"{ROUTER_CLIENT_V4}/24", "dev", CLIENT)
-        ip("-n", ROUTER, "addr", "add", f"{ROUTER_CLIENT_V6}/64", "dev", CLIENT, "nodad")
-        ip("-n", ROUTER, "link", "set", CLIENT, "up")
-        ip("-n", CLIENT, "addr", "add", f"{CLIENT_V4}/24", "dev", "eth0")
-        ip("-n", CLIENT, "addr", "add", f"{CLIENT_V6}/64", "dev", "eth0", "nodad")
-        ip("-n", CLIENT, "link", "set", "eth0", "up")
-        ip("-n", CLIENT, "route", "add", "default", "via", ROUTER_CLIENT_V4)
-        ip("-n", CLIENT, "-6", "route", "add", "default", "via", ROUTER_CLIENT_V6)
+        ip("-n", SWITCH, "link", "set", namespace, "master", "br0", "up")
+        ip("-n", namespace, "link", "set", "eth0", "up")
+
+    def host_routes(self, name: str) -> None:
+        """A host answers each client network through the router it sits behind (replies
+        follow the request's path), and everything else through r1. Setting the link down
+        deletes these, so `reconnect` adds them again."""
+        first = ROUTERS[0]
+        ip("-n", name, "route", "replace", "default", "via", first.v4)
+        ip("-n", name, "-6", "route", "replace", "default", "via", first.v6)
+        for router in ROUTERS[1:]:
+            ip("-n", name, "route", "replace", router.client_net_v4, "via", router.v4)
+            ip("-n", name, "-6", "route", "replace", router.client_net_v6, "via", router.v6)
+
+    def _client_link(self, router: Router) -> None:
+        ip(
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            router.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            router.client,
+            "netns",
+            router.name,
+        )
+        gw4 = f"{router.client_gw_v4}/{CLIENT_PREFIXLEN_V4}"
+        ip("-n", router.name, "addr", "add", gw4, "dev", router.client)
+        ip(
+            "-n",
+            router.name,
+            "addr",
+            "add",
+            f"{router.client_gw_v6}/64",
+            "dev",
+            router.client,
+            "nodad",
+        )
+        ip("-n", router.name, "link", "set", router.client, "up")
+        client4 = f"{router.client_v4}/{CLIENT_PREFIXLEN_V4}"
+        ip("-n", router.client, "addr", "add", client4, "dev", "eth0")
+        ip("-n", router.client, "addr", "add", f"{router.client_v6}/64", "dev", "eth0", "nodad")
+        ip("-n", router.client, "link", "set", "eth0", "up")
+        ip("-n", router.client, "route", "add", "default", "via", router.client_gw_v4)
+        ip("-n", router.client, "-6", "route", "add", "default", "via", router.client_gw_v6)
+
+    def cut_link(self, name: str, cut: bool) -> None:
+        """The host's cable, on the switch side: the router's own port stays up."""
+        ip("-n", SWITCH, "link", "set", name, "down" if cut else "up")
+        if not cut:
+            _wait_until(
+                lambda: "LOWER_UP" in ip("-n", name, "link", "show", "eth0"), 10, "link not up"
+            )
+            self.host_routes(name)
 
     # ---------------------------------------------------------------- the router
-    def _start_router(self) -> None:
-        d = self.dir(ROUTER)
+    def _start_router(self, name: str) -> None:
+        d = self.dir(name)
         # the very files deploy/lab/compose.yaml mounts: no templating
-        for daemon in ("zebra", "bgpd"):
-            shutil.copy(deploy_dir() / "frr" / f"{daemon}.conf", d / f"{daemon}.conf")
+        for daemon in FRR_DAEMONS:
+            shutil.copy(deploy_dir() / "frr" / name / f"{daemon}.conf", d / f"{daemon}.conf")
         # FRR drops to user frr: its folder must belong to it
         shutil.chown(d, "frr", "frr")
         for path in d.iterdir():
             shutil.chown(path, "frr", "frr")
-        self.start_frr()
+        self.start_frr(name)
 
-    def _frr_argv(self, daemon: str) -> list[str]:
-        d = self.dir(ROUTER)
-        return [
+    def _frr_argv(self, daemon: str, d: Path) -> list[str]:
+        argv = [
             str(FRR_BIN / daemon),
             "-f",
             str(d / f"{daemon}.conf"),
@@ -271,34 +327,64 @@ class Lab:
             str(d / "zserv.api"),
             "--vty_socket",
             str(d),
-            "-P",
-            "0",
             "--log",
             f"file:{d / daemon}.log",
             "--log-level",
             "informational",
         ]
+        if daemon == "bfdd":
+            return [*argv, "--bfdctl", str(d / "bfdd.sock")]
+        return [*argv, "-P", "0"]
 
-    def start_frr(self) -> None:
-        d = self.dir(ROUTER)
-        self.start_process(ROUTER, self._frr_argv("zebra"), d / "zebra.out")
+    def start_frr(self, router: str = ROUTER) -> None:
+        d = self.dir(router)
+        self.start_process(router, self._frr_argv("zebra", d), d / "zebra.out")
         _wait_until(lambda: (d / "zserv.api").exists(), 10, "zebra did not start")
-        self.start_process(ROUTER, self._frr_argv("bgpd"), d / "bgpd.out")
+        self.start_process(router, self._frr_argv("bfdd", d), d / "bfdd.out")
+        _wait_until(lambda: (d / "bfdd.vty").exists(), 10, "bfdd did not start")
+        self.start_process(router, self._frr_argv("bgpd", d), d / "bgpd.out")
         _wait_until(lambda: (d / "bgpd.vty").exists(), 10, "bgpd did not start")
 
-    def stop_frr(self) -> None:
-        for daemon in ("bgpd", "zebra"):
-            pid_file = self.dir(ROUTER) / f"{daemon}.pid"
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
-                pid = int(pid_file.read_text())
-                os.kill(pid, signal.SIGTERM)
-                _wait_until(functools.partial(_gone, pid), 10, f"{daemon} did not stop")
-            (self.dir(ROUTER) / f"{daemon}.vty").unlink(missing_ok=True)
-        (self.dir(ROUTER) / "zserv.api").unlink(missing_ok=True)
+    def stop_frr(self, router: str = ROUTER) -> None:
+        d = self.dir(router)
+        for daemon in ("bgpd", "bfdd", "zebra"):
+            _stop_daemon(d, daemon)
+        (d / "zserv.api").unlink(missing_ok=True)
 
-    def vtysh(self, command: str) -> str:
+    # ---------------------------------------------------------------- bfdd on a host
+    def start_host_bfdd(self, name: str) -> None:
+        d = self.bfdd_dir(name)
+        self.start_process(name, self._frr_argv("bfdd", d), d / "bfdd.out")
+        _wait_until(lambda: (d / "bfdd.vty").exists(), 10, f"{name}: bfdd did not start")
+
+    def stop_host_bfdd(self, name: str, signum: int = signal.SIGKILL) -> None:
+        _stop_daemon(self.bfdd_dir(name), "bfdd", signum)
+
+    def wait_bfd(self, names: list[str] | None = None, timeout: float = 30.0) -> None:
+        """Until every router's BFD sessions with these hosts (IPv4 and IPv6) are up: only a
+        session that was up and then goes down takes a host out."""
+        hosts = [self.host(n) for n in names] if names else self.hosts
+        want = {address for h in hosts for address in (h.v4, h.v6)}
+        _wait_until(
+            lambda: all(
+                {p for p, status in self.bfd_peers(r.name).items() if status == "up"} >= want
+                for r in ROUTERS
+            ),
+            timeout,
+            lambda: (
+                "BFD not up: " + ", ".join(f"{r.name} {self.bfd_peers(r.name)}" for r in ROUTERS)
+            ),
+            poll_s=0.1,
+        )
+
+    def bfd_peers(self, router: str = ROUTER) -> dict[str, str]:
+        """The router's BFD sessions: peer address -> up, down, init."""
+        peers = self.vtysh_json("show bfd peers json", router) or []
+        return {peer["peer"]: peer["status"] for peer in peers}
+
+    def vtysh(self, command: str, router: str = ROUTER) -> str:
         result = subprocess.run(
-            ["vtysh", "--vty_socket", str(self.vty), "-c", command],
+            ["vtysh", "--vty_socket", str(self.dir(router)), "-c", command],
             capture_output=True,
             text=True,
             check=False,
@@ -308,26 +394,28 @@ class Lab:
             raise LabError(f"vtysh {command!r}: {result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
 
-    def vtysh_json(self, command: str) -> Any:
-        return json.loads(self.vtysh(command) or "{}")
+    def vtysh_json(self, command: str, router: str = ROUTER) -> Any:
+        return json.loads(self.vtysh(command, router) or "{}")
 
     # ---------------------------------------------------------------- LB hosts
     def plugin_config(self, host: LbHost) -> dict[str, Any]:
         d = self.dir(host.name)
+        neighbors: list[dict[str, Any]] = []
+        for router in ROUTERS:
+            for address, local in ((router.v4, None), (router.v6, host.v6)):
+                neighbor: dict[str, Any] = {
+                    "address": address,
+                    "peer_as": ROUTER_AS,
+                    "hold_time": 3,
+                    "password_file": str(d / "bgp-secret"),
+                }
+                if local is not None:
+                    neighbor["local_address"] = local
+                if self.bfd:
+                    neighbor["bfd"] = {"interval": "100ms", "multiplier": 3}
+                neighbors.append(neighbor)
         config: dict[str, Any] = {
-            "bgp": {
-                "local_as": host.asn,
-                "router_id": host.v4,
-                "neighbors": [
-                    {"address": ROUTER_V4, "peer_as": ROUTER_AS, "hold_time": 3},
-                    {
-                        "address": ROUTER_V6,
-                        "peer_as": ROUTER_AS,
-                        "hold_time": 3,
-                        "local_address": host.v6,
-                    },
-                ],
-            },
+            "bgp": {"local_as": host.asn, "router_id": host.v4, "neighbors": neighbors},
             "checks": {
                 "web": {
                     "http": {"url": "http://127.0.0.1/health", "expect_body": "ok"},
@@ -342,6 +430,7 @@ class Lab:
             ],
             "drain": {"file": str(d / "drain"), "gshut_period": "2s"},
             "api": {"listen": "127.0.0.1:9180"},
+            "bfdd": {"vty_socket": str(self.bfdd_dir(host.name))},
         }
         if host.kind == "nginx":
             config["checks"]["lb"] = {
@@ -375,6 +464,10 @@ class Lab:
             (d / "haproxy.cfg").write_text(_render("haproxy.cfg", dir=d, **listen))
         if host.name in self._failing_at_start:
             self.set_health_failing(host.name, True)
+        secret = (
+            "not-the-" + LAB_BGP_SECRET if host.name in self._wrong_password else LAB_BGP_SECRET
+        )
+        (d / "bgp-secret").write_text(secret + "\n")
         self.start_service(host.name)
         if host.kind == "haproxy":
             self.start_backends(host.name)
@@ -391,7 +484,30 @@ class Lab:
             if rendered.returncode != 0:
                 raise LabError(f"{host.name}: exabgp-config failed: {rendered.stderr}")
             (d / "exabgp.conf").write_text(rendered.stdout)
+        if self.bfd:
+            self._write_host_bfdd(host)
+            self.start_host_bfdd(host.name)
         self.start_exabgp(host.name)
+
+    def _write_host_bfdd(self, host: LbHost) -> None:
+        d = self.bfdd_dir(host.name)
+        d.mkdir()
+        rendered = subprocess.run(
+            [
+                str(BIN / "announcer"),
+                "bfd-config",
+                "-c",
+                str(self.dir(host.name) / "announcer.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if rendered.returncode != 0:
+            raise LabError(f"{host.name}: bfd-config failed: {rendered.stderr}")
+        (d / "bfdd.conf").write_text(rendered.stdout)
+        shutil.chown(d, "frr", "frr")
+        shutil.chown(d / "bfdd.conf", "frr", "frr")
 
     def start_service(self, name: str) -> None:
         """nginx (with its health endpoint) or HAProxy, the LB itself."""
@@ -516,23 +632,23 @@ class Lab:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def updates_received(self, name: str, ipv6: bool = False) -> int:
-        """BGP UPDATE messages r1 has received on a host's session."""
+    def updates_received(self, name: str, ipv6: bool = False, router: str = ROUTER) -> int:
+        """BGP UPDATE messages a router has received on a host's session."""
         address = self.host(name).v6 if ipv6 else self.host(name).v4
-        neighbor = self.vtysh_json(f"show bgp neighbors {address} json")[address]
+        neighbor = self.vtysh_json(f"show bgp neighbors {address} json", router)[address]
         return int(neighbor["messageStats"]["updatesRecv"])
 
-    def bgp_paths(self, prefix: str = VIP_V4) -> dict[str, dict[str, Any]]:
-        """r1's BGP paths for a prefix, by next hop."""
+    def bgp_paths(self, prefix: str = VIP_V4, router: str = ROUTER) -> dict[str, dict[str, Any]]:
+        """A router's BGP paths for a prefix, by next hop."""
         family = "ipv6" if ":" in prefix else "ipv4"
-        data = self.vtysh_json(f"show bgp {family} unicast {prefix} json")
+        data = self.vtysh_json(f"show bgp {family} unicast {prefix} json", router)
         return {p["nexthops"][0]["ip"]: p for p in data.get("paths", [])}
 
     # ---------------------------------------------------------------- what the router sees
-    def fib(self, prefix: str = VIP_V4) -> dict[str, int]:
-        """Next hops (gateway -> weight) of the router's kernel route for `prefix`."""
+    def fib(self, prefix: str = VIP_V4, router: str = ROUTER) -> dict[str, int]:
+        """Next hops (gateway -> weight) of a router's kernel route for `prefix`."""
         family = "-6" if ":" in prefix else "-4"
-        routes = ip_json("-n", ROUTER, family, "route", "show", prefix.split("/")[0])
+        routes = ip_json("-n", router, family, "route", "show", prefix.split("/")[0])
         hops: dict[str, int] = {}
         for route in routes:
             if route.get("dst") not in (prefix, prefix.split("/")[0]):
@@ -544,13 +660,13 @@ class Lab:
                 hops[route["gateway"]] = 1
         return hops
 
-    def fib_count(self, within: str) -> int:
+    def fib_count(self, within: str, router: str = ROUTER) -> int:
         """How many BGP routes the router's kernel holds inside the prefix `within`."""
         import ipaddress
 
         network = ipaddress.ip_network(within)
         routes = ip_json(
-            "-n", ROUTER, "-4" if network.version == 4 else "-6", "route", "show", "proto", "bgp"
+            "-n", router, "-4" if network.version == 4 else "-6", "route", "show", "proto", "bgp"
         )
         count = 0
         for route in routes:
@@ -562,20 +678,36 @@ class Lab:
     def host_addresses(self, names: list[str], prefix: str = VIP_V4) -> set[str]:
         return {self.host(n).v6 if ":" in prefix else self.host(n).v4 for n in names}
 
-    def wait_fib(self, names: list[str], prefix: str = VIP_V4, timeout: float = 30.0) -> float:
-        """Wait until the FIB's next hops are exactly these hosts; return the seconds waited."""
+    def fibs(self, prefix: str = VIP_V4) -> dict[str, set[str]]:
+        """Every router's next hops for `prefix`."""
+        return {router.name: set(self.fib(prefix, router.name)) for router in ROUTERS}
+
+    def wait_fib(
+        self,
+        names: list[str],
+        prefix: str = VIP_V4,
+        timeout: float = 30.0,
+        routers: tuple[str, ...] | None = None,
+    ) -> float:
+        """Wait until the next hops are exactly these hosts in the FIB of every router (or of
+        the routers given); return the seconds waited."""
         want = self.host_addresses(names, prefix)
+        which = routers if routers is not None else tuple(r.name for r in ROUTERS)
         started = time.monotonic()
         _wait_until(
-            lambda: set(self.fib(prefix)) == want,
+            lambda: all(set(self.fib(prefix, r)) == want for r in which),
             timeout,
-            lambda: f"FIB for {prefix} is {sorted(self.fib(prefix))}, want {sorted(want)}",
+            lambda: (
+                f"FIBs for {prefix}: "
+                + ", ".join(f"{r} {sorted(self.fib(prefix, r))}" for r in which)
+                + f"; want {sorted(want)}"
+            ),
             poll_s=0.01,
         )
         return time.monotonic() - started
 
-    def sessions_up(self) -> int:
-        summary = self.vtysh_json("show bgp summary json")
+    def sessions_up(self, router: str = ROUTER) -> int:
+        summary = self.vtysh_json("show bgp summary json", router)
         return sum(
             1
             for family in summary.values()
@@ -591,19 +723,20 @@ class Lab:
         url: str = "http://192.0.2.10/",
         interval_s: float = 0.0,
         timeout_s: float = 1.0,
+        client: str = CLIENT,
     ) -> list[dict[str, Any]]:
         out = netns_exec(
-            CLIENT,
+            client,
             *_client_argv(url, count, interval_s, timeout_s),
             timeout=count * (interval_s + timeout_s) + 30,
         )
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     def start_client(
-        self, url: str, count: int, interval_s: float, log: Path
+        self, url: str, count: int, interval_s: float, log: Path, client: str = CLIENT
     ) -> subprocess.Popen[bytes]:
         argv = _client_argv(url, count, interval_s, 1.0)
-        return self.start_process(CLIENT, argv, log)
+        return self.start_process(client, argv, log)
 
 
 @contextlib.contextmanager
@@ -637,6 +770,18 @@ def _client_argv(url: str, count: int, interval_s: float, timeout_s: float) -> l
 
 def _gone(pid: int) -> bool:
     return not alive(pid)
+
+
+FRR_DAEMONS = ("zebra", "bgpd", "bfdd")
+
+
+def _stop_daemon(d: Path, daemon: str, signum: int = signal.SIGTERM) -> None:
+    pid_file = d / f"{daemon}.pid"
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+        pid = int(pid_file.read_text())
+        os.kill(pid, signum)
+        _wait_until(functools.partial(_gone, pid), 10, f"{daemon} did not stop")
+    (d / f"{daemon}.vty").unlink(missing_ok=True)
 
 
 def _wait_until(

@@ -7,34 +7,87 @@ from typing import Literal
 
 __all__ = [
     "CLIENT",
+    "CLIENT2",
     "CLIENT_V4",
     "CLIENT_V6",
     "LAN_V4_PREFIXLEN",
     "ROUTER",
+    "ROUTERS",
     "ROUTER_AS",
     "ROUTER_CLIENT_V4",
     "ROUTER_CLIENT_V6",
     "ROUTER_V4",
     "ROUTER_V6",
+    "SWITCH",
     "VIP_V4",
     "VIP_V6",
     "LbHost",
+    "Router",
     "lb_hosts",
 ]
 
-ROUTER = "r1"
-CLIENT = "client"
+ROUTER = "r1"  # the first router; helpers that read one router read this one by default
+SWITCH = "sw"  # a bridge between the routers and the hosts: a dead host's link is on it
+CLIENT = "client"  # reaches the VIPs through r1
+CLIENT2 = "client2"  # through r2
 ROUTER_AS = 65000
 ROUTER_V4 = "198.51.100.1"
 ROUTER_V6 = "2001:db8:ffff::1"
 LAN_V4_PREFIXLEN = 26
 LAN_V6_PREFIXLEN = 64
+CLIENT_PREFIXLEN_V4 = 28
 ROUTER_CLIENT_V4 = "203.0.113.1"
 CLIENT_V4 = "203.0.113.2"
 ROUTER_CLIENT_V6 = "2001:db8:cccc::1"
 CLIENT_V6 = "2001:db8:cccc::2"
+# the lab's BGP sessions are protected by this TCP MD5 secret (a lab, not a secret)
+LAB_BGP_SECRET = "announcer-lab-md5"
 VIP_V4 = "192.0.2.10/32"
 VIP_V6 = "2001:db8:100::10/128"
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """One upstream router (a ToR of the pair) and the client network behind it."""
+
+    name: str
+    v4: str
+    v6: str
+    client: str  # the client namespace behind this router
+    client_net_v4: str
+    client_gw_v4: str
+    client_v4: str
+    client_net_v6: str
+    client_gw_v6: str
+    client_v6: str
+
+
+ROUTERS = (
+    Router(
+        "r1",
+        ROUTER_V4,
+        ROUTER_V6,
+        CLIENT,
+        "203.0.113.0/28",
+        ROUTER_CLIENT_V4,
+        CLIENT_V4,
+        "2001:db8:cccc::/64",
+        ROUTER_CLIENT_V6,
+        CLIENT_V6,
+    ),
+    Router(
+        "r2",
+        "198.51.100.2",
+        "2001:db8:ffff::2",
+        CLIENT2,
+        "203.0.113.16/28",
+        "203.0.113.17",
+        "203.0.113.18",
+        "2001:db8:dddd::/64",
+        "2001:db8:dddd::1",
+        "2001:db8:dddd::2",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
