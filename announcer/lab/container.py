@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from .lab import BIN, Lab, _render
-from .topology import VIP_V4, VIP_V6
+from .topology import LAB_BGP_SECRET, VIP_V4, VIP_V6
 
 __all__ = ["main"]
 
@@ -35,7 +35,36 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.Popen(["nginx", "-c", str(d / "backends.conf")])
         subprocess.Popen(["haproxy", "-db", "-f", str(d / "haproxy.cfg")])
     lab.workdir = Path("/run/lab")
+    (d / "bgp-secret").write_text(LAB_BGP_SECRET + "\n")
     (d / "announcer.yaml").write_text(yaml.safe_dump(lab.plugin_config(host), sort_keys=False))
+    bfdd = lab.bfdd_dir(name)
+    bfdd.mkdir(exist_ok=True)
+    rendered_bfd = subprocess.run(
+        [str(BIN / "announcer"), "bfd-config", "-c", str(d / "announcer.yaml")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (bfdd / "bfdd.conf").write_text(rendered_bfd)
+    subprocess.Popen(
+        [
+            "/usr/lib/frr/bfdd",
+            "-u",
+            "root",
+            "-g",
+            "root",
+            "-f",
+            str(bfdd / "bfdd.conf"),
+            "-i",
+            str(bfdd / "bfdd.pid"),
+            "-z",
+            str(bfdd / "zserv.api"),
+            "--vty_socket",
+            str(bfdd),
+            "--bfdctl",
+            str(bfdd / "bfdd.sock"),
+        ]
+    )
     rendered = subprocess.run(
         [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
         check=True,

@@ -3,6 +3,7 @@ asserted on both routers' FIBs and on client traffic through each router."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,10 +26,8 @@ def namespace_pids(name: str) -> list[int]:
 
 def freeze_host(name: str, frozen: bool) -> None:
     for pid in namespace_pids(name):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
-        except ProcessLookupError:
-            pass
 
 
 def failed(results: list[dict]) -> list[dict]:
