@@ -1,4 +1,5 @@
-"""`announcer lab demo`: the lab, live. Up, traffic, a failure, a drain, a summary, down."""
+"""`announcer lab demo`: the lab, live. Up, traffic, a failure, a host death, a drain, a
+summary, down."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .lab import Lab
-from .topology import CLIENT, ROUTER, VIP_V4, VIP_V6
+from .topology import CLIENT, CLIENT2, ROUTERS, VIP_V4, VIP_V6
 
 __all__ = ["run_demo"]
 
@@ -32,15 +33,16 @@ class Narrator:
         print(f"    [{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
 
 
-def _names(lab: Lab, prefix: str) -> list[str]:
-    hops = lab.fib(prefix)
+def _names(lab: Lab, prefix: str, router: str) -> list[str]:
+    hops = lab.fib(prefix, router)
     return [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
 
 
 def _show_fib(lab: Lab, n: Narrator) -> None:
-    for prefix in (VIP_V4, VIP_V6):
-        names = _names(lab, prefix)
-        n.say(f"{ROUTER} FIB {prefix:<22} next hops: {', '.join(names) or 'none'}")
+    for router in ROUTERS:
+        for prefix in (VIP_V4, VIP_V6):
+            names = _names(lab, prefix, router.name)
+            n.say(f"{router.name} FIB {prefix:<22} next hops: {', '.join(names) or 'none'}")
 
 
 def _spread(results: list[dict[str, Any]], n: Narrator) -> None:
@@ -64,8 +66,9 @@ def run_demo(lab: Lab) -> int:
     summary: dict[str, str] = {}
     try:
         n.step(
-            f"Building the lab: {ROUTER} (FRR), {', '.join(h.name for h in lab.hosts)} "
-            f"(nginx/HAProxy + ExaBGP + announcer), {CLIENT}"
+            "Building the lab: r1 and r2 (FRR bgpd + bfdd, a ToR pair behind a switch), "
+            f"{', '.join(h.name for h in lab.hosts)} (nginx/HAProxy + ExaBGP + announcer + "
+            f"bfdd), {CLIENT} behind r1, {CLIENT2} behind r2"
         )
         lab.up()
         names = [h.name for h in lab.hosts]
@@ -74,7 +77,11 @@ def run_demo(lab: Lab) -> int:
         waited = lab.wait_fib(names)
         lab.wait_fib(names, VIP_V6)
         n.say(f"every host announced {VIP_V4} and {VIP_V6} within {waited:.2f}s")
-        n.say(f"BGP sessions established on {ROUTER}: {lab.sessions_up()}")
+        for router in ROUTERS:
+            n.say(
+                f"{router.name}: {lab.sessions_up(router.name)} BGP sessions (TCP MD5), "
+                f"{sum(s == 'up' for s in lab.bfd_peers(router.name).values())} BFD sessions up"
+            )
         _show_fib(lab, n)
 
         n.step("Client traffic: a new connection per request, spread by the router's ECMP")
@@ -94,7 +101,7 @@ def run_demo(lab: Lab) -> int:
         rest = [name for name in names if name != victim]
         lab.wait_fib(rest)
         failover = time.monotonic() - stopped
-        n.say(f"{ROUTER} dropped {victim} from the FIB {failover:.3f}s after nginx stopped")
+        n.say(f"both routers dropped {victim} {failover:.3f}s after nginx stopped")
         _show_fib(lab, n)
         summary["failover (nginx stop -> FIB)"] = f"{failover:.3f}s"
 
@@ -106,6 +113,21 @@ def run_demo(lab: Lab) -> int:
         n.say(f"{victim} back in the FIB after {recovery:.3f}s (rise 3 checks)")
         time.sleep(1.0)
         summary["recovery (nginx start -> FIB)"] = f"{recovery:.3f}s"
+
+        dead = lab.hosts[-1].name
+        lab.wait_bfd()
+        n.step(f"Host death: every process of {dead} frozen, its cable cut at the switch")
+        died = time.monotonic()
+        lab.kill_host(dead, True)
+        lab.wait_fib([name for name in names if name != dead], timeout=10)
+        death = time.monotonic() - died
+        n.say(f"BFD took {dead} out of both routers' FIBs {death:.3f}s after it died")
+        n.say("(it could not withdraw anything: without BFD, the hold timer would take 3 s)")
+        _show_fib(lab, n)
+        summary["host death -> both FIBs (BFD)"] = f"{death:.3f}s"
+        lab.kill_host(dead, False)
+        lab.wait_fib(names)
+        n.say(f"{dead} thawed and reconnected: back in both FIBs")
 
         drained = lab.hosts[1].name
         n.step(f"Drain: `announcer drain` on {drained} (operator maintenance)")
@@ -122,15 +144,15 @@ def run_demo(lab: Lab) -> int:
         background.wait(5)
         results = _read_log(traffic_log)
         failed = [r for r in results if not r["ok"]]
-        n.step("Background traffic during the failure and the drain")
+        n.step("Background traffic (through r1) during the failure, the host death and the drain")
         _spread(results, n)
         if failed:
-            first, last = failed[0]["t"], failed[-1]["t"]
             n.say(
-                f"failed requests fell within {last - first:.2f}s, while {victim} was "
-                "leaving (a stopped nginx refuses connections until the route is gone)"
+                f"the failed requests went to {victim} while it was leaving (a stopped nginx "
+                f"refuses connections until the route is gone) or to {dead} before BFD noticed "
+                "it was dead; none failed during the drain"
             )
-        summary["requests during failure + drain"] = f"{len(results)} sent, {len(failed)} failed"
+        summary["requests during the faults"] = f"{len(results)} sent, {len(failed)} failed"
 
         n.step("Summary")
         for key, value in summary.items():

@@ -295,6 +295,22 @@ class Lab:
         ip("-n", router.client, "route", "add", "default", "via", router.client_gw_v4)
         ip("-n", router.client, "-6", "route", "add", "default", "via", router.client_gw_v6)
 
+    def freeze_host(self, name: str, frozen: bool) -> None:
+        """SIGSTOP (or SIGCONT) every process of a host: nginx, ExaBGP, the plugin, bfdd."""
+        for pid in [int(p) for p in ip("netns", "pids", name, check=False).split()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def kill_host(self, name: str, dead: bool) -> None:
+        """A host dies (every process frozen, its cable cut on the switch side, so the
+        routers' own ports stay up), or comes back."""
+        if dead:
+            self.freeze_host(name, True)
+            self.cut_link(name, True)
+        else:
+            self.cut_link(name, False)
+            self.freeze_host(name, False)
+
     def cut_link(self, name: str, cut: bool) -> None:
         """The host's cable, on the switch side: the router's own port stays up."""
         ip("-n", SWITCH, "link", "set", name, "down" if cut else "up")
