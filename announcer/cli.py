@@ -144,10 +144,14 @@ def cmd_bfd_config(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     try:
-        print(render_bfd_config(config, args.config), end="")
+        text = render_bfd_config(config, args.config)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 
@@ -279,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bfd-config", help="print FRR bfdd's configuration for the bfd: neighbors")
     with_config(p)
+    p.add_argument("-o", "--output", help="write it to this file instead of stdout")
     p.set_defaults(func=cmd_bfd_config)
 
     for name, func, text in (

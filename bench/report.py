@@ -78,6 +78,17 @@ def _goals(results: dict[str, Any]) -> list[str]:
         fo = summary([r["failover_s"] for r in ours])
         rows.append(("failover median <= 0.3 s", fo["median"] <= 0.3, f"{fo['median']:.3f} s"))
         rows.append(("failover max <= 0.6 s", fo["max"] <= 0.6, f"{fo['max']:.3f} s"))
+    death = [
+        r["both_s"]
+        for r in results.get("host_death", {}).get("announcer", {}).get("rounds", [])
+        if "both_s" in r
+    ]
+    if death:
+        hd = summary(death)
+        rows.append(
+            ("host death, both FIBs: median <= 0.4 s", hd["median"] <= 0.4, f"{hd['median']:.3f} s")
+        )
+        rows.append(("host death, both FIBs: max <= 0.6 s", hd["max"] <= 0.6, f"{hd['max']:.3f} s"))
     big = [r for r in results["scale"].get("announcer", []) if r.get("vips") == 1000 and "cpu" in r]
     if big:
         r = big[0]
@@ -128,7 +139,8 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         "",
         "This plugin side by side with ExaBGP's bundled healthcheck (`exabgp healthcheck`, "
         "one process and one `curl` per check, `--withdraw-on-down`), in the same run of the FRR "
-        "namespace lab: r1 (FRR), three nginx LB hosts, a client opening a new connection per "
+        "namespace lab: r1 and r2 (FRR bgpd + bfdd, behind a switch), three nginx LB hosts "
+        "peering with both over TCP MD5, a client behind r1 opening a new connection per "
         "request at 50 requests/s.",
         "",
         f"- Machine: {results['machine']}",
@@ -185,6 +197,46 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
             "*confirm*: the remaining `fall - 1` probes at `fast_interval`; *exabgp*: until "
             "ExaBGP acknowledged the withdraw; *router*: until FRR's route left the kernel.",
         ]
+    deaths = results.get("host_death", {})
+    if deaths:
+        out += [
+            "",
+            "## Host death",
+            "",
+            "lb1 dies: every process of its namespace is frozen (SIGSTOP) and its cable is cut "
+            "on the switch side, so the routers' own ports stay up and nothing on the host can "
+            "withdraw. Measured: until lb1 is gone from the kernel FIB of *both* routers (r1 and "
+            "r2, polled in turn). This plugin's hosts run FRR's bfdd beside ExaBGP (`announcer "
+            "bfd-config`, 100 ms x 3) and the routers `neighbor LB bfd`; ExaBGP's healthcheck "
+            "has no BFD, so its host leaves when the BGP hold timer (3 s in the lab) expires.",
+            "",
+            "| system | rounds | both FIBs median | p95 | max | r1 median | r2 median |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for system in SYSTEMS:
+            rows = [r for r in deaths.get(system.name, {}).get("rounds", []) if "both_s" in r]
+            if not rows:
+                continue
+            both = summary([r["both_s"] for r in rows])
+            r1 = summary([r["r1_s"] for r in rows])["median"]
+            r2 = summary([r["r2_s"] for r in rows])["median"]
+            out.append(
+                f"| {system.label} | {len(rows)} | {_fmt(both['median'])} s | "
+                f"{_fmt(both['p95'])} s | {_fmt(both['max'])} s | {_fmt(r1)} s | {_fmt(r2)} s |"
+            )
+        bfd = [
+            r["bfd_down_s"]
+            for r in deaths.get("announcer", {}).get("rounds", [])
+            if r.get("bfd_down_s") is not None
+        ]
+        if bfd:
+            out += [
+                "",
+                f"Phases (this plugin, medians): r1's BFD declares lb1 down after "
+                f"{summary(bfd)['median'] * 1000:.0f} ms (3 missed 100 ms packets, plus up to one "
+                "interval of phase and the poll of `show bfd peers`); bgpd then tears the session "
+                "down and zebra removes the next hop, which shows as the rest of the FIB time.",
+            ]
     out += [
         "",
         "## Drain",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from announcer.lab.lab import Lab
-from announcer.lab.topology import LbHost
+from announcer.lab.topology import LAB_BGP_SECRET, ROUTERS, LbHost
 
 from .measure import (
     failover_rounds,
@@ -35,6 +35,7 @@ from .measure import (
 from .systems import (
     ANNOUNCER,
     HEALTHCHECK_DEFAULT,
+    HEALTHCHECK_TUNED,
     SYSTEMS,
     System,
     configure_lab_host,
@@ -76,11 +77,14 @@ def make_lab(
         def exabgp_config(host: LbHost, folder: Path) -> str:
             processes = healthcheck_exabgp_config(system, vip_list, urls, folder)
             names = " ".join(f"hc{i}" for i in range(len(vip_list)))
-            return processes + (
-                f"neighbor 198.51.100.1 {{\n    router-id {host.v4};\n"
+            # the same two routers, the same password; no BFD (ExaBGP has none)
+            return processes + "".join(
+                f"neighbor {router.v4} {{\n    router-id {host.v4};\n"
                 f"    local-address {host.v4};\n    local-as {host.asn};\n    peer-as 65000;\n"
-                f"    hold-time 3;\n    family {{ ipv4 unicast; }}\n"
+                f'    hold-time 3;\n    md5-password "{LAB_BGP_SECRET}";\n'
+                f"    family {{ ipv4 unicast; }}\n"
                 f"    api {{ processes [ {names} ]; }}\n}}\n"
+                for router in ROUTERS
             )
 
     lab = Lab(
@@ -89,6 +93,7 @@ def make_lab(
         plugin_overrides=override,
         haproxy_hosts=0,
         exabgp_config=exabgp_config,
+        bfd=system.is_ours,
     )
     return lab
 
@@ -185,6 +190,52 @@ def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
         parts["exabgp"].append(synced - down)
         parts["router"].append(r.t1 - synced)
     return {k: sorted(v)[len(v) // 2] for k, v in parts.items() if v}
+
+
+def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
+    """lb1 dies (every process frozen, its cable cut at the switch; the routers' ports stay
+    up): how long both routers keep sending it traffic. Ours: BFD (bfdd beside ExaBGP, 100 ms
+    x 3); the healthcheck: the BGP hold timer (3 s)."""
+    lab = make_lab(system)
+    address = "198.51.100.11"
+    try:
+        lab.up()
+        lab.wait_fib(ALL, timeout=60)
+        rows = []
+        for number in range(rounds):
+            if system.is_ours:
+                lab.wait_bfd()
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            lab.kill_host("lb1", True)
+            gone: dict[str, float] = {}
+            bfd_down: float | None = None
+            polls = 0
+            while len(gone) < len(ROUTERS) and time.monotonic() - t0 < 15:
+                for router in ROUTERS:
+                    if router.name not in gone and address not in lab.fib(router=router.name):
+                        gone[router.name] = time.monotonic() - t0
+                polls += 1
+                bfd_due = system.is_ours and bfd_down is None and polls % 3 == 0
+                if bfd_due and lab.bfd_peers("r1").get(address) != "up":
+                    bfd_down = time.monotonic() - t0
+            lab.kill_host("lb1", False)
+            lab.wait_fib(ALL, timeout=60)
+            if len(gone) < len(ROUTERS):
+                rows.append({"error": f"round {number}: still in a FIB after 15 s: {gone}"})
+                continue
+            rows.append(
+                {
+                    **{f"{r}_s": v for r, v in gone.items()},
+                    "both_s": max(gone.values()),
+                    "bfd_down_s": bfd_down,
+                }
+            )
+            log(f"{system.name}: host death round {number}: {max(gone.values()):.3f}s")
+        return {"rounds": rows}
+    finally:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
 
 
 def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
@@ -335,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for system in SYSTEMS:
         results["failover"][system.name] = bench_failover(system, rounds[system.name], drains)
+        save()
+    death_rounds = 3 if quick else 12
+    results["host_death"] = {}
+    for system in (ANNOUNCER, HEALTHCHECK_TUNED):
+        log(f"{system.name}: {death_rounds} host deaths")
+        results["host_death"][system.name] = bench_host_death(system, death_rounds)
         save()
     for system in SYSTEMS:
         for count in scales[system.name]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from announcer.lab.lab import Lab
-from announcer.lab.topology import ROUTER_AS, ROUTER_V4, LbHost
+from announcer.lab.topology import LbHost
 
 BIN = Path(sys.executable).parent
 
@@ -76,8 +76,6 @@ def healthcheck_exabgp_config(
             "--no-syslog",
             "--no-ip-setup",
             "--withdraw-on-down",
-            "--neighbor",
-            ROUTER_V4,
             "--ip",
             vip,
             "--disable",
@@ -104,4 +102,5 @@ def configure_lab_host(
             for i in range(len(vips))
         }
         config["vips"] = [{"prefix": vip, "checks": [f"c{i}"]} for i, vip in enumerate(vips)]
-        config["bgp"]["neighbors"] = [{"address": ROUTER_V4, "peer_as": ROUTER_AS, "hold_time": 3}]
+        # one IPv4 session, to r1 (the lab's own, with its password): scale is read on r1
+        config["bgp"]["neighbors"] = config["bgp"]["neighbors"][:1]

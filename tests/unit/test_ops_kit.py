@@ -64,6 +64,12 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
 
     config = plugin_config(health_server.url)
     config["vips"][0]["weight"] = {"bandwidth_mbps": 100, "asn": 65001}
+    config["bgp"] = {
+        "local_as": 65001,
+        "router_id": "198.51.100.2",
+        "neighbors": [{"address": "198.51.100.1", "peer_as": 65000, "bfd": {}}],
+    }
+    config["bfdd"] = {"vty_socket": "/nonexistent-bfdd"}  # unreachable: still served, as 0
     channel = MemoryChannel()
     plugin = Plugin(parse_config(config), channel)
     task = asyncio.create_task(plugin.run())
@@ -107,20 +113,30 @@ def test_promtool(args):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_systemd_unit_verifies(tmp_path):
+@pytest.mark.parametrize("name", ["exabgp-announcer.service", "announcer-bfdd.service"])
+def test_systemd_unit_verifies(tmp_path, name):
     analyze = shutil.which("systemd-analyze")
     _required(analyze, "systemd-analyze")
     venv_bin = str(Path(os.sys.executable).parent)
-    unit = (DEPLOY / "systemd" / "exabgp-announcer.service").read_text()
-    (tmp_path / "exabgp-announcer.service").write_text(unit.replace("/opt/announcer/bin", venv_bin))
+    unit = (DEPLOY / "systemd" / name).read_text()
+    (tmp_path / name).write_text(unit.replace("/opt/announcer/bin", venv_bin))
     result = subprocess.run(
-        [analyze, "verify", str(tmp_path / "exabgp-announcer.service")],
+        [analyze, "verify", str(tmp_path / name)],
         capture_output=True,
         text=True,
         check=False,
     )
     problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 0 and not problems, problems
+
+
+def test_bfdd_unit_and_exabgp_fail_closed_together():
+    """bfdd gone -> ExaBGP stopped (its sessions close); bfdd back -> ExaBGP started."""
+    bfdd = (DEPLOY / "systemd" / "announcer-bfdd.service").read_text()
+    assert "announcer bfd-config -c /etc/announcer/announcer.yaml -o" in bfdd
+    assert "Upholds=exabgp-announcer.service" in bfdd
+    dropin = (DEPLOY / "systemd" / "exabgp-announcer.service.d" / "bfd.conf").read_text()
+    assert "BindsTo=announcer-bfdd.service" in dropin
 
 
 def test_systemd_unit_checks_the_config_and_drains_on_stop():

@@ -1,0 +1,133 @@
+"""BFD beside ExaBGP and session passwords, without a lab: what is rendered, what is refused,
+and how the plugin reads bfdd. (The lab tests load this very output into real bfdd and FRR.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from announcer.config import parse_config
+from announcer.host.bfd_status import BfdMonitor, parse_bfd_peers
+
+EXABGP = Path(sys.executable).parent / "exabgp"
+
+
+def announcer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "announcer", *args], capture_output=True, text=True, check=False
+    )
+
+
+def config(tmp_path: Path, **neighbor: object) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "bgp": {
+                    "local_as": 65011,
+                    "router_id": "198.51.100.11",
+                    "neighbors": [
+                        {"address": "198.51.100.1", "peer_as": 65000, **neighbor},
+                        {
+                            "address": "2001:db8:ffff::1",
+                            "peer_as": 65000,
+                            "local_address": "2001:db8:ffff::11",
+                            "bfd": {"interval": "300ms", "multiplier": 5},
+                        },
+                    ],
+                },
+                "checks": {"web": {"tcp": {"port": 80}}},
+                "vips": [{"prefix": "192.0.2.10/32", "checks": ["web"]}],
+            }
+        )
+    )
+    return path
+
+
+def test_bfd_config_has_one_peer_per_bfd_neighbor_with_its_local_address(tmp_path):
+    out = announcer("bfd-config", "-c", str(config(tmp_path, bfd={"interval": "100ms"})))
+    assert out.returncode == 0, out.stderr
+    assert " peer 198.51.100.1 local-address 198.51.100.11\n  receive-interval 100\n" in out.stdout
+    assert "  transmit-interval 100\n  detect-multiplier 3\n" in out.stdout
+    assert " peer 2001:db8:ffff::1 local-address 2001:db8:ffff::11\n" in out.stdout
+    assert "  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 5\n" in out.stdout
+    assert (
+        announcer("check", "-c", str(config(tmp_path, bfd={"interval": "100ms"}))).returncode == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("bfd", "error"),
+    [
+        ({"interval": "5ms"}, "bfd.interval: Input should be greater than or equal to 0.01"),
+        ({"multiplier": 1}, "bfd.multiplier: Input should be greater than or equal to 2"),
+        ({"interval": "100ms", "echo": True}, "bfd.echo: unknown key"),
+    ],
+)
+def test_bfd_ranges_are_checked(tmp_path, bfd, error):
+    out = announcer("check", "-c", str(config(tmp_path, bfd=bfd)))
+    assert out.returncode == 2 and error in out.stderr, out.stderr
+
+
+def test_the_secret_reaches_exabgp_conf_base64_and_nowhere_else(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text('s3cr"et; }\n')  # characters that would break ExaBGP's syntax
+    path = config(tmp_path, password_file=str(secret))
+    assert 's3cr"et' not in path.read_text()
+    out = announcer("exabgp-config", "-c", str(path))
+    assert out.returncode == 0, out.stderr
+    assert '    md5-password "czNjciJldDsgfQ==";\n    md5-base64 true;\n' in out.stdout
+    assert 's3cr"et' not in out.stdout
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(out.stdout)
+    validate = subprocess.run(
+        [str(EXABGP), "validate", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (None, "cannot read"),
+        ("\n", "is empty"),
+        ("x" * 81, "longer than 80 bytes"),
+    ],
+)
+def test_a_bad_password_file_is_refused_by_check_and_exabgp_config(tmp_path, content, error):
+    secret = tmp_path / "secret"
+    if content is not None:
+        secret.write_text(content)
+    path = str(config(tmp_path, password_file=str(secret)))
+    for command in ("check", "exabgp-config"):
+        out = announcer(command, "-c", path)
+        assert out.returncode == 2, (command, out.stdout)
+        assert "bgp.neighbors[0].password_file" in out.stderr and error in out.stderr
+        assert out.stdout == ""
+
+
+def test_a_relative_or_multiline_password_path_is_refused(tmp_path):
+    out = announcer("check", "-c", str(config(tmp_path, password_file="secret\nx")))
+    assert out.returncode == 2 and "bgp.neighbors[0].password_file" in out.stderr
+
+
+def test_parse_bfd_peers():
+    text = '[{"peer": "198.51.100.1", "status": "up"}, {"peer": "2001:db8::1", "status": "down"}]'
+    assert parse_bfd_peers(text) == {"198.51.100.1": "up", "2001:db8::1": "down"}
+    with pytest.raises(ValueError):
+        parse_bfd_peers('{"not": "a list"}')
+
+
+async def test_bfdd_missing_is_a_state_not_a_crash(tmp_path):
+    parsed = parse_config(
+        yaml.safe_load(config(tmp_path, bfd={}).read_text())
+        | {"bfdd": {"vty_socket": str(tmp_path / "nowhere")}}
+    )
+    monitor = BfdMonitor(parsed)
+    await monitor.poll_once()
+    assert monitor.reachable is False
+    assert dict(monitor.peers) == {"198.51.100.1": "unknown", "2001:db8:ffff::1": "unknown"}
