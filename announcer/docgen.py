@@ -14,6 +14,8 @@ from healthchecks import PROBE_TYPES
 
 from .config import (
     ApiConfig,
+    BfdConfig,
+    BfddConfig,
     BgpConfig,
     CheckConfig,
     Config,
@@ -35,6 +37,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Config),
     ("bgp", BgpConfig),
     ("bgp.neighbors[]", NeighborConfig),
+    ("bgp.neighbors[].bfd", BfdConfig),
     ("checks.NAME", CheckConfig),
     *((f"checks.NAME.{name}", model) for name, model in PROBE_TYPES.items()),
     ("vips[]", VipConfig),
@@ -43,6 +46,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("dampening", DampeningConfig),
     ("api", ApiConfig),
     ("exabgp", ExabgpConfig),
+    ("bfdd", BfddConfig),
 ]
 
 _DURATION_FIELDS = {

@@ -298,6 +298,7 @@ class _Step:
         self.changes: dict[str, object] = {}
         # VIPs of a check whose effective health changed while deciding another VIP
         self.stale: set[str] = set()
+        self._spec = state.spec
 
     # copy-on-write accessors
     def w_checks(self) -> dict[str, CheckRecord]:
@@ -363,9 +364,11 @@ class _Step:
     # ------------------------------------------------------------------------ decisions
     @property
     def spec(self) -> Spec:
-        spec = self.changes.get("spec", self.state.spec)
-        assert isinstance(spec, Spec)
-        return spec
+        return self._spec
+
+    def set_spec(self, spec: Spec) -> None:
+        self._spec = spec
+        self.changes["spec"] = spec
 
     @property
     def stopping(self) -> bool:
@@ -401,7 +404,7 @@ class _Step:
             return Health.DOWN
         health = effective_health(record.state, self.now, spec.ttl_s)
         if health is not record.effective:
-            self.w_checks()[name] = replace(record, effective=health)
+            self.w_checks()[name] = CheckRecord(record.state, health, record.last)
             # every VIP of this check must see the change, not only the one being decided
             self.stale.update(self.spec.vips_of_check.get(name, ()))
         return health
@@ -662,7 +665,8 @@ def _on_reload(s: _Step, event: Reload) -> None:
     for prefix in new.by_prefix:
         vips.setdefault(prefix, VipRecord())
     retired = (s.state.retired | frozenset(removed)) - frozenset(new.by_prefix)
-    s.changes.update(spec=new, retired=retired)
+    s.set_spec(new)
+    s.changes["retired"] = retired
     s.log(
         Level.INFO,
         "configuration reloaded",

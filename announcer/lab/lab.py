@@ -446,7 +446,7 @@ class Lab:
             ],
             "drain": {"file": str(d / "drain"), "gshut_period": "2s"},
             "api": {"listen": "127.0.0.1:9180"},
-            "bfdd": {"vty_socket": str(self.bfdd_dir(host.name))},
+            "bfdd": {"vty_socket": str(self.bfdd_dir(host.name)), "poll_interval": "1s"},
         }
         if host.kind == "nginx":
             config["checks"]["lb"] = {
