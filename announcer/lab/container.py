@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .lab import BIN, Lab, _render
+from .lab import BIN, Lab, _render, render_with_announcer
 from .topology import LAB_BGP_SECRET, VIP_V4, VIP_V6
 
 __all__ = ["main"]
@@ -39,13 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     (d / "announcer.yaml").write_text(yaml.safe_dump(lab.plugin_config(host), sort_keys=False))
     bfdd = lab.bfdd_dir(name)
     bfdd.mkdir(exist_ok=True)
-    rendered_bfd = subprocess.run(
-        [str(BIN / "announcer"), "bfd-config", "-c", str(d / "announcer.yaml")],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    (bfdd / "bfdd.conf").write_text(rendered_bfd)
+    (bfdd / "bfdd.conf").write_text(render_with_announcer("bfd-config", d / "announcer.yaml"))
     subprocess.Popen(
         [
             "/usr/lib/frr/bfdd",
@@ -65,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             str(bfdd / "bfdd.sock"),
         ]
     )
-    rendered = subprocess.run(
-        [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    (d / "exabgp.conf").write_text(rendered)
+    (d / "exabgp.conf").write_text(render_with_announcer("exabgp-config", d / "announcer.yaml"))
     env = {
         **os.environ,
         "exabgp.api.cli": "false",

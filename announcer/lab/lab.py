@@ -54,7 +54,7 @@ from .topology import (
     lb_hosts,
 )
 
-__all__ = ["DEFAULT_WORKDIR", "Lab", "LabError", "deploy_dir"]
+__all__ = ["DEFAULT_WORKDIR", "Lab", "LabError", "deploy_dir", "render_with_announcer"]
 
 DEFAULT_WORKDIR = Path("/tmp/announcer-lab")
 FRR_BIN = Path("/usr/lib/frr")
@@ -491,15 +491,8 @@ class Lab:
         if self._exabgp_config is not None:
             (d / "exabgp.conf").write_text(self._exabgp_config(host, d))
         else:
-            rendered = subprocess.run(
-                [str(BIN / "announcer"), "exabgp-config", "-c", str(d / "announcer.yaml")],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if rendered.returncode != 0:
-                raise LabError(f"{host.name}: exabgp-config failed: {rendered.stderr}")
-            (d / "exabgp.conf").write_text(rendered.stdout)
+            rendered = render_with_announcer("exabgp-config", d / "announcer.yaml")
+            (d / "exabgp.conf").write_text(rendered)
         if self.bfd:
             self._write_host_bfdd(host)
             self.start_host_bfdd(host.name)
@@ -508,20 +501,8 @@ class Lab:
     def _write_host_bfdd(self, host: LbHost) -> None:
         d = self.bfdd_dir(host.name)
         d.mkdir()
-        rendered = subprocess.run(
-            [
-                str(BIN / "announcer"),
-                "bfd-config",
-                "-c",
-                str(self.dir(host.name) / "announcer.yaml"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if rendered.returncode != 0:
-            raise LabError(f"{host.name}: bfd-config failed: {rendered.stderr}")
-        (d / "bfdd.conf").write_text(rendered.stdout)
+        rendered = render_with_announcer("bfd-config", self.dir(host.name) / "announcer.yaml")
+        (d / "bfdd.conf").write_text(rendered)
         shutil.chown(d, "frr", "frr")
         shutil.chown(d / "bfdd.conf", "frr", "frr")
 
@@ -762,6 +743,20 @@ def running_lab(lab: Lab) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+def render_with_announcer(command: str, config: Path) -> str:
+    """What `announcer exabgp-config` or `announcer bfd-config` renders from a host's config:
+    the lab configures its daemons with the product's own commands."""
+    rendered = subprocess.run(
+        [str(BIN / "announcer"), command, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if rendered.returncode != 0:
+        raise LabError(f"{config}: {command} failed: {rendered.stderr}")
+    return rendered.stdout
 
 
 def _sysctl(namespace: str, key: str, value: str) -> None:

@@ -228,3 +228,28 @@ def test_a_stall_asks_for_fresh_probes():
     harness.step(Tick(), 3.0)
     assert ProbeAgain(("web",)) in harness.effects
     assert harness.state.stalls == 1
+
+
+def test_the_drain_state_file_is_written_durably(tmp_path, monkeypatch):
+    """Written to a temporary file, fsynced, renamed over, and the folder fsynced: a crash or
+    power loss leaves the old drains or the new ones, never an empty file."""
+    import os
+
+    from announcer.app.drain_store import DrainStore
+    from announcer.core import DrainEntry
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "drains.json"
+    store = DrainStore(str(path))
+    store.save(SaveDrains(((VIP, DrainEntry("rma", "api", 1.0, 0.0, True, True)),)))
+    assert synced[-1] == str(tmp_path), synced  # the folder, after the rename
+    assert any(name.startswith(str(tmp_path) + "/tmp") for name in synced[:-1]), synced
+    (restored,) = store.load()
+    assert (restored.prefix, restored.reason, restored.completed) == (VIP, "rma", True)
