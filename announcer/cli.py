@@ -203,6 +203,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{name:<20} {check['state']:<8} {summary}")
     neighbors = ", ".join(f"{peer} {state}" for peer, state in status["neighbors"].items())
     print(f"\nneighbors: {neighbors or 'none reported yet'}")
+    bfd = status.get("bfd")
+    if bfd:
+        peers = ", ".join(f"{peer} {state}" for peer, state in bfd["peers"].items())
+        reachable = "" if bfd["bfdd_reachable"] else " (bfdd unreachable)"
+        print(f"bfd: {peers}{reachable}")
+    if status.get("withdrawing"):
+        print("withdrawn, not in this configuration: " + ", ".join(status["withdrawing"]))
+    stalls = status.get("stalls", {})
+    if stalls.get("count"):
+        print(f"plugin stalls: {stalls['count']} (last {stalls['last_s']}s)")
     return EXIT_OK
 
 

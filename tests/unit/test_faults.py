@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import signal
+import sys
 
 import pytest
 from aiohttp import ClientSession
@@ -155,6 +156,19 @@ async def test_routes_this_config_does_not_want_are_withdrawn_at_start(
     fake.rib[stranger] = f"announce route {stranger} next-hop self"
     await fake.start()
     await fake.wait_rib(lambda rib: VIP in rib and stranger not in rib)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "announcer",
+        "status",
+        "--api",
+        f"http://{config['api']['listen']}",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    text = out.decode()
+    assert f"{VIP:<24} announce   announced  healthy" in text, text
+    assert f"withdrawn, not in this configuration: {stranger}" in text, text
 
 
 async def test_a_vip_removed_by_reload_is_gone_after_a_crash_and_respawn(
