@@ -21,6 +21,7 @@ from ..core import (
     ProbeAgain,
     Restate,
     SaveDrains,
+    Started,
     State,
     Tick,
     Transition,
@@ -75,6 +76,7 @@ class StateOwner:
         return future
 
     async def run(self) -> None:
+        self.apply(Started(), time.monotonic())  # start-up took what it took: not a stall
         while True:
             await self._wake.wait()
             self._wake.clear()

@@ -53,6 +53,7 @@ __all__ = [
     "RestoredDrain",
     "RibReported",
     "SaveDrains",
+    "Started",
     "State",
     "Stop",
     "Tick",
@@ -82,6 +83,11 @@ class ProbeDone:
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes: TTLs, drains, dampening and hold-downs move on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The state task is running: the time before it (start-up) is no stall of ours."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +158,7 @@ class Stop:
 Event = (
     ProbeDone
     | Tick
+    | Started
     | Drain
     | Undrain
     | DrainFile
@@ -714,11 +721,12 @@ def step(state: State, event: Event, now: float) -> tuple[State, tuple[Effect, .
     if state.stopping and not isinstance(event, ProbeDone | Tick | Neighbor):
         # nothing but bookkeeping after stop: what is desired stays "nothing"
         return s.finish()
-    _check_stall(s)
+    if not isinstance(event, Started):
+        _check_stall(s)
     match event:
         case ProbeDone():
             _on_probe(s, event)
-        case Tick():
+        case Tick() | Started():
             _on_tick(s)
         case Drain():
             _on_drain(s, event)

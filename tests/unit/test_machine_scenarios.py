@@ -253,3 +253,12 @@ def test_the_drain_state_file_is_written_durably(tmp_path, monkeypatch):
     assert any(name.startswith(str(tmp_path) + "/tmp") for name in synced[:-1]), synced
     (restored,) = store.load()
     assert (restored.prefix, restored.reason, restored.completed) == (VIP, "rma", True)
+
+
+def test_a_slow_start_up_is_not_a_stall():
+    from announcer.core import Started
+
+    harness = Harness(make_spec())
+    harness.step(Started(), 4.0)  # the state task began 4 s after the state was made
+    harness.step(Tick(), 0.25)
+    assert harness.state.stalls == 0
