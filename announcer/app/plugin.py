@@ -24,7 +24,6 @@ from ..api.metrics import Metrics
 from ..api.server import ApiState, build_app
 from ..config import Config, ConfigError, load_config
 from ..core import (
-    CheckState,
     Drain,
     DrainFile,
     DrainPhase,
@@ -36,6 +35,7 @@ from ..core import (
     Stop,
     Tick,
     Transition,
+    confirming_after,
     initial_state,
 )
 from ..core import Reload as ReloadEvent
@@ -136,9 +136,7 @@ class Plugin:
         self.stop_reason = ""
 
     # ---------------------------------------------------------------- callbacks
-    async def _on_result(
-        self, check: str, result: ProbeResult, started: float
-    ) -> CheckState | None:
+    def _on_result(self, check: str, result: ProbeResult, started: float) -> bool:
         self.metrics.observe_probe(check, result)
         event = ProbeDone(
             check,
@@ -150,9 +148,11 @@ class Plugin:
             result.metrics.get("active_connections"),
             started,
         )
-        state = await self.owner.submit(event)
-        record = state.checks.get(check)
-        return record.state if record is not None else None
+        # the cadence comes from the last published state: the result is folded in by the
+        # state task, in order, without the runner waiting for it
+        record = self.owner.state.checks.get(check)
+        self.owner.post(event)
+        return record is None or confirming_after(record.state, result.ok)
 
     def _on_neighbor(self, event: NeighborState) -> None:
         self.owner.post(Neighbor(event.peer, event.state))

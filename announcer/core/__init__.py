@@ -19,7 +19,15 @@ from .exabgp_messages import (
     Shutdown,
     parse_line,
 )
-from .hysteresis import CheckState, Health, effective_health, is_confirming, shifted, step
+from .hysteresis import (
+    CheckState,
+    Health,
+    confirming_after,
+    effective_health,
+    is_confirming,
+    shifted,
+    step,
+)
 from .machine import (
     UNDECIDED,
     CheckChanged,
@@ -119,6 +127,7 @@ __all__ = [
     "base_route",
     "batch_commands",
     "build_route",
+    "confirming_after",
     "current",
     "decide",
     "drain_phase",

@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CheckState", "Health", "effective_health", "is_confirming", "shifted", "step"]
+__all__ = [
+    "CheckState",
+    "Health",
+    "confirming_after",
+    "effective_health",
+    "is_confirming",
+    "shifted",
+    "step",
+]
 
 
 class Health(StrEnum):
@@ -56,6 +64,16 @@ def is_confirming(state: CheckState) -> bool:
             return state.failures > 0
         case Health.DOWN:
             return state.successes > 0
+
+
+def confirming_after(state: CheckState, ok: bool) -> bool:
+    """Whether a result `ok` folded into `state` leaves a change to confirm (probe again at the
+    fast interval). Lets a probe runner pick its cadence from the last published state without
+    waiting for its own result to be folded in: at most one probe more at the fast interval
+    than `is_confirming` of the new state would give."""
+    if state.health is Health.UNKNOWN:
+        return True
+    return (state.health is Health.UP) != ok
 
 
 def effective_health(state: CheckState, now: float, ttl_s: float) -> Health:

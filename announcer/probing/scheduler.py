@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from healthchecks import Endpoint, Probe, ProbeResult, endpoint_of, run_probe, watch
 
 from ..config import CheckConfig
-from ..core import CheckState, is_confirming
 
 __all__ = ["CheckRunner", "ResultSink", "Watchers"]
 
-# (check, result, monotonic time the probe started) -> the check's state once folded in
-ResultSink = Callable[[str, ProbeResult, float], Awaitable[CheckState | None]]
+# (check, result, monotonic time the probe started) -> whether to probe again at the fast
+# interval; never waits (a thousand results a second must not each wait for the state task)
+ResultSink = Callable[[str, ProbeResult, float], bool]
 # the checks of one endpoint wake over this much time, not all at once, when its idle
 # connection closes: the first at once (failover speed), the rest spread so that a thousand
 # checks against one nginx neither hit it together nor stay in lock-step afterwards
@@ -124,8 +124,7 @@ class CheckRunner:
             while True:
                 started = time.monotonic()
                 result = await run_probe(self.probe, self.spec.timeout)
-                state = await self._sink(self.name, result, started)
-                confirming = state is None or is_confirming(state)
+                confirming = self._sink(self.name, result, started)
                 delay = self.spec.fast_interval if confirming else self.spec.interval
                 await self._sleep(started + delay - time.monotonic())
         finally:

@@ -77,3 +77,15 @@ def test_a_verdict_past_its_ttl_counts_as_down():
 def test_ttl_does_not_raise_unknown_or_down():
     assert effective_health(CheckState(), 100.0, 1.0) is Health.UNKNOWN
     assert effective_health(run([False] * 3), 100.0, 1.0) is Health.DOWN
+
+
+def test_confirming_after_matches_the_folded_state_or_errs_towards_one_more_fast_probe():
+    from announcer.core import confirming_after
+
+    for health in Health:
+        for successes, failures in ((0, 0), (1, 0), (0, 1), (0, 2)):
+            state = CheckState(health, successes, failures)
+            for ok in (True, False):
+                folded = step(state, ok, rise=3, fall=3, now=1.0)
+                if is_confirming(folded):
+                    assert confirming_after(state, ok), (state, ok)

@@ -7,7 +7,6 @@ import asyncio
 import time
 
 from announcer.config import CheckConfig
-from announcer.core import CheckState, Health
 from announcer.probing.scheduler import WAKE_SPREAD_S, CheckRunner, Watchers
 from healthchecks import TcpProbe, TcpProbeConfig
 
@@ -24,9 +23,9 @@ async def test_a_closed_idle_connection_wakes_every_check_of_the_endpoint_spread
     port = server.sockets[0].getsockname()[1]
     probed: dict[str, list[float]] = {}
 
-    async def sink(name, result, started):
+    def sink(name, result, started):
         probed.setdefault(name, []).append(started)
-        return CheckState(Health.UP, successes=3)  # settled: next probe only in 20 s
+        return False  # settled: the next probe only in 20 s
 
     spec = CheckConfig.model_validate(
         {"tcp": {"host": "127.0.0.1", "port": port}, "interval": "20s", "timeout": "1s"}
