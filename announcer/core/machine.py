@@ -569,6 +569,16 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
         s.effects.append(
             CheckChanged(event.check, record.state.health, state.health, event.reason, event.detail)
         )
+    elif not void and not event.ok and record.state.failures == 0:
+        # the first failure of a run: what is being confirmed, and why (operators and the
+        # benchmark's failover breakdown read this line)
+        s.log(
+            Level.INFO,
+            f"check {event.check} failed, confirming",
+            check=event.check,
+            reason=event.reason,
+            detail=event.detail,
+        )
     affected: set[str] = set()
     if _effective_changed(s, event.check):
         affected.update(s.spec.vips_of_check.get(event.check, ()))
