@@ -182,8 +182,7 @@ class _StateCollector(Collector):
         neighbors = GaugeMetricFamily(
             "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]
         )
-        peers = {peer: "idle" for peer in snapshot.spec.neighbors} | dict(snapshot.neighbors)
-        for peer, peer_state in peers.items():
+        for peer, peer_state in snapshot.neighbor_states().items():
             neighbors.add_metric([peer], 1.0 if peer_state == "up" else 0.0)
         yield neighbors
         yield GaugeMetricFamily(

@@ -72,10 +72,7 @@ def status_document(
     return {
         "vips": vips,
         "checks": checks,
-        # every configured peer; "idle" until ExaBGP reports a state (a wrong password, or a
-        # router that does not answer, never gets further)
-        "neighbors": {peer: state.neighbors.get(peer, "idle") for peer in state.spec.neighbors}
-        | dict(state.neighbors),
+        "neighbors": state.neighbor_states(),
         "bfd": None
         if bfd is None or not bfd.configured
         else {"bfdd_reachable": bfd.reachable, "peers": dict(bfd.peers)},

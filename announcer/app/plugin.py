@@ -43,7 +43,7 @@ from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
 from ..host.bfd_status import BfdMonitor
 from ..logs import get_logger
-from ..probing.build import ProbeBuildError, build_all, build_or_broken
+from ..probing.build import BrokenProbe, ProbeBuildError, build_all, build_or_broken
 from ..probing.scheduler import CheckRunner, Watchers
 from ..specs import spec_from_config
 from .drain_store import DrainStore
@@ -170,7 +170,7 @@ class Plugin:
         self.reconciler.restate()
         self._spawn(self._ask_rib(), "adj-rib-out")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, object], name: str) -> None:
         """A short side job; its failure is logged, it never takes the plugin down."""
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._side_tasks.add(task)
@@ -198,8 +198,7 @@ class Plugin:
             self.stop_requested.set()
 
     def probe_all_now(self) -> None:
-        for runner in self.runners.values():
-            runner.probe_now()
+        self._probe_again(tuple(self.runners))
 
     def inject_fault(self) -> None:
         if self._fault is not None and not self._fault.done():
@@ -255,10 +254,7 @@ class Plugin:
         return []
 
     def reload_in_background(self) -> None:
-        self._spawn(self._reload_logged(), "reload")
-
-    async def _reload_logged(self) -> None:
-        await self.reload()
+        self._spawn(self.reload(), "reload")
 
     # ---------------------------------------------------------------- tasks
     async def _tick(self) -> None:
@@ -290,7 +286,7 @@ class Plugin:
         self._spawn(self._ask_rib(), "adj-rib-out")
         used = self._used_checks(self.config)
         self._start_checks({name: build_or_broken(name, self.config.checks[name]) for name in used})
-        broken = [name for name in used if hasattr(self.runners[name].probe, "error")]
+        broken = [name for name in used if isinstance(self.runners[name].probe, BrokenProbe)]
         if broken:
             log.error(
                 "checks whose probe cannot be built fail until fixed", extra={"checks": broken}

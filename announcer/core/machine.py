@@ -280,6 +280,11 @@ class State:
     def drain_of(self, prefix: str) -> DrainEntry | None:
         return self.drains.get(prefix) or self.drain_file
 
+    def neighbor_states(self) -> dict[str, str]:
+        """Every configured peer, "idle" until ExaBGP reports a state (a wrong password or a
+        router that never answers gets no further), and any other peer ExaBGP reported."""
+        return {peer: "idle" for peer in self.spec.neighbors} | dict(self.neighbors)
+
 
 def initial_state(spec: Spec, now: float) -> State:
     checks = {name: CheckRecord(CheckState(since=now)) for name in spec.checks}

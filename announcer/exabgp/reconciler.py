@@ -35,7 +35,6 @@ class Reconciler:
         self._on_commands = on_commands or (lambda kind, result: None)
         self.desired: Mapping[str, Route | None] = {}
         self.ledger = Ledger()
-        self.acked_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._retry_s = RETRY_FIRST_S
@@ -86,13 +85,9 @@ class Reconciler:
         sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
         before = self.ledger.errors
         self.ledger = answered(self.ledger, sent, [_ANSWER[r] for r in results], epoch)
-        now = time.time()
-        for (line, covered), result in zip(commands, results, strict=True):
+        for (line, _), result in zip(commands, results, strict=True):
             self._on_commands("announce" if line.startswith("announce") else "withdraw", result)
-            if result is AckResult.DONE:
-                for prefix in covered:
-                    self.acked_at[prefix] = now
-            else:
+            if result is not AckResult.DONE:
                 log.error(
                     "ExaBGP did not accept a command",
                     extra={"result": str(result), "command": line[:300]},

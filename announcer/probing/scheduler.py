@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from healthchecks import Endpoint, Probe, ProbeResult, endpoint_of, run_probe, watch
 
@@ -131,8 +131,3 @@ class CheckRunner:
             if endpoint is not None and self._watchers is not None:
                 self._watchers.remove(endpoint, self)
             await self.probe.close()
-
-
-def probe_all_now(runners: Iterable[CheckRunner]) -> None:
-    for runner in runners:
-        runner.probe_now()
