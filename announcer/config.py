@@ -282,6 +282,29 @@ class WeightConfig(_Strict):
     )
 
 
+AddressMode = Literal["require", "manage", "ignore"]
+
+
+class AddressesConfig(_Strict):
+    mode: AddressMode = Field(
+        default="require",
+        description="for every VIP without its own `address:`. require: announce only while "
+        "the VIP is assigned to a local interface; manage: the plugin assigns it to `interface` "
+        "and removes it once withdrawn (needs CAP_NET_ADMIN); ignore: do not look",
+    )
+    interface: str = Field(
+        default="lo",
+        pattern=r"^[A-Za-z0-9_.:@-]{1,15}$",
+        description="where `manage` assigns the VIPs",
+    )
+    linger: Duration = Field(
+        default=2.0,
+        le=60.0,
+        description="manage: how long a removed VIP's address stays after its withdraw was "
+        "acknowledged (packets already on their way still find it)",
+    )
+
+
 class VipConfig(_Strict):
     prefix: str = Field(description="a /32 or /128 (a subnet only with allow_subnet)")
     checks: list[str] = Field(min_length=1, description="names of checks under `checks:`")
@@ -307,6 +330,9 @@ class VipConfig(_Strict):
     )
     allow_subnet: bool = Field(
         default=False, description="allow a prefix shorter than a host route"
+    )
+    address: AddressMode | None = Field(
+        default=None, description="the address guard for this VIP; default: addresses.mode"
     )
     weight: WeightConfig | None = Field(
         default=None,
@@ -486,6 +512,10 @@ class Config(_Strict):
     vips: list[VipConfig] = Field(min_length=1, description="the routes to announce")
     drain: DrainConfig = Field(default_factory=DrainConfig)
     dampening: DampeningConfig = Field(default_factory=DampeningConfig)
+    addresses: AddressesConfig = Field(
+        default_factory=AddressesConfig,
+        description="the VIP address guard: is the VIP on this host at all?",
+    )
     api: ApiConfig = Field(default_factory=ApiConfig)
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
     bfdd: BfddConfig = Field(
@@ -495,6 +525,13 @@ class Config(_Strict):
 
     def vip(self, prefix: str) -> VipConfig | None:
         return next((v for v in self.vips if v.prefix == prefix), None)
+
+    def address_mode(self, vip: VipConfig) -> AddressMode:
+        return vip.address or self.addresses.mode
+
+    def managed_vips(self) -> list[VipConfig]:
+        """The VIPs whose address the plugin assigns and removes itself."""
+        return [vip for vip in self.vips if self.address_mode(vip) == "manage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,6 +617,14 @@ def cross_check(config: Config) -> Iterator[ConfigIssue]:
                     f"{where}.weight.asn",
                     "link bandwidth carries a 16-bit ASN: set weight.asn (bgp.local_as is "
                     + ("missing)" if asn is None else f"{asn})"),
+                )
+        if config.address_mode(vip) == "manage" and "/" in vip.prefix:
+            bits = vip.prefix.rsplit("/", 1)[1]
+            if int(bits) not in (32, 128):
+                yield ConfigIssue(
+                    f"{where}.address",
+                    f"manage assigns host addresses only; {vip.prefix} is a subnet "
+                    "(use require, and assign an address inside it yourself)",
                 )
         if vip.as_path_prepend and config.bgp is None:
             yield ConfigIssue(f"{where}.as_path_prepend", "needs the bgp: section (its local_as)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import CheckConfig, Config, VipConfig
 from .core import (
+    AddressGuard,
     CheckSpec,
     DampeningPolicy,
     DrainTiming,
@@ -36,7 +37,7 @@ def route_for(vip: VipConfig, local_as: int | None) -> Route:
     )
 
 
-def vip_spec(vip: VipConfig, local_as: int | None) -> VipSpec:
+def vip_spec(vip: VipConfig, local_as: int | None, address: str = "ignore") -> VipSpec:
     weight = None
     if vip.weight is not None:
         weight = WeightSpec(
@@ -51,6 +52,7 @@ def vip_spec(vip: VipConfig, local_as: int | None) -> VipSpec:
         required=vip.required_count(),
         route=route_for(vip, local_as),
         weight=weight,
+        address=AddressGuard(address),
     )
 
 
@@ -68,7 +70,7 @@ def spec_from_config(config: Config) -> Spec:
     )
     return Spec(
         checks={name: check_spec(check) for name, check in config.checks.items()},
-        vips=tuple(vip_spec(vip, local_as) for vip in config.vips),
+        vips=tuple(vip_spec(vip, local_as, config.address_mode(vip)) for vip in config.vips),
         policy=policy,
         neighbors=tuple(n.address for n in config.bgp.neighbors) if config.bgp else (),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from announcer.core import (
+    AddressGuard,
     CheckSpec,
     DampeningPolicy,
     DrainTiming,
@@ -43,6 +44,7 @@ def make_spec(
     dampening: bool = True,
     min_announce_interval_s: float = 0.0,
     weighted: dict[str, str] | None = None,
+    guards: dict[str, AddressGuard] | None = None,
 ) -> Spec:
     vips = vips if vips is not None else {VIP: ("web",)}
     checks = sorted({name for names in vips.values() for name in names})
@@ -57,6 +59,7 @@ def make_spec(
                 WeightSpec(65001, 8, (weighted or {}).get(prefix), 4)
                 if prefix in (weighted or {})
                 else None,
+                (guards or {}).get(prefix, AddressGuard.IGNORE),
             )
             for prefix, names in vips.items()
         ),

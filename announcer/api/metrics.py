@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from healthchecks import ProbeResult
 
 from .. import __version__
-from ..core import Decision, DrainPhase, Health, Verdict
+from ..core import AddressGuard, Decision, DrainPhase, Health, Verdict, address_present
 from ..exabgp.pipe import AckResult
 from ..exabgp.reconciler import Reconciler
 
@@ -53,6 +53,8 @@ METRIC_NAMES = (
     "announcer_vip_weight_ratio",
     "announcer_vip_dampening_penalty",
     "announcer_vip_suppressed",
+    "announcer_vip_reason",
+    "announcer_vip_address_assigned",
     "announcer_config_last_reload_successful",
     "announcer_config_last_reload_timestamp_seconds",
     "announcer_bgp_neighbor_up",
@@ -151,7 +153,17 @@ class _StateCollector(Collector):
         )
         suppressed = GaugeMetricFamily(
             "announcer_vip_suppressed",
-            "1 while dampening holds the VIP withdrawn.",
+            "1 while flap dampening de-prefers the VIP (announced as a last resort only).",
+            labels=["vip"],
+        )
+        reason = GaugeMetricFamily(
+            "announcer_vip_reason",
+            "1 for why the VIP is where it is (one series per VIP: the current reason).",
+            labels=["vip", "reason"],
+        )
+        assigned = GaugeMetricFamily(
+            "announcer_vip_address_assigned",
+            "1 if the VIP is assigned to a local interface (VIPs with address require|manage).",
             labels=["vip"],
         )
         for vip in snapshot.spec.vips:
@@ -177,7 +189,12 @@ class _StateCollector(Collector):
             damp = vip_record.dampening
             penalty.add_metric([vip.prefix], damp.penalty)
             suppressed.add_metric([vip.prefix], 1.0 if damp.suppressed else 0.0)
+            reason.add_metric([vip.prefix, vip_record.decision.reason.value], 1.0)
+            if vip.address is not AddressGuard.IGNORE:
+                present = address_present(vip.prefix, snapshot.addresses)
+                assigned.add_metric([vip.prefix], 1.0 if present else 0.0)
         yield from (desired, acked, since, drained, phase, weight, penalty, suppressed)
+        yield from (reason, assigned)
 
         neighbors = GaugeMetricFamily(
             "announcer_bgp_neighbor_up", "1 if ExaBGP reports the session up.", labels=["neighbor"]

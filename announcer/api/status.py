@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..core import State
+from ..core import AddressGuard, State, address_present
 from ..exabgp.reconciler import Reconciler
 from ..host.bfd_status import BfdMonitor
 from .metrics import ack_state
@@ -63,6 +63,12 @@ def status_document(
                     "phase": vip_record.phase.value,
                 },
                 "weight": vip_record.weight,
+                "address": {
+                    "guard": vip.address.value,
+                    "assigned": None
+                    if vip.address is AddressGuard.IGNORE
+                    else address_present(vip.prefix, state.addresses),
+                },
                 "dampening": {
                     "penalty": round(vip_record.dampening.penalty, 1),
                     "suppressed": vip_record.dampening.suppressed,

@@ -24,6 +24,7 @@ from ..api.metrics import Metrics
 from ..api.server import ApiState, build_app
 from ..config import Config, ConfigError, load_config
 from ..core import (
+    Addresses,
     Drain,
     DrainFile,
     DrainPhase,
@@ -41,11 +42,13 @@ from ..core import (
 from ..core import Reload as ReloadEvent
 from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
+from ..host.addresses import AddressError, AddressWatcher
 from ..host.bfd_status import BfdMonitor
 from ..logs import get_logger
 from ..probing.build import BrokenProbe, ProbeBuildError, build_all, build_or_broken
 from ..probing.scheduler import CheckRunner, Watchers
 from ..specs import spec_from_config
+from .address_keeper import AddressKeeper
 from .drain_store import DrainStore
 from .owner import EffectHandlers, StateOwner
 from .watchdog import Watchdog
@@ -54,6 +57,7 @@ __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
 TICK_S = 0.25
+ADDRESS_DUMP_TIMEOUT_S = 5.0
 # ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
 SHUTDOWN_WITHDRAW_TIMEOUT_S = 1.5
 # ANNOUNCER_FAULT_HOOK=1 lets tests make a task fail on purpose (SIGUSR2): the supervision
@@ -119,6 +123,8 @@ class Plugin:
         if restored:
             self.owner.apply(RestoreDrains(restored), time.monotonic())
         self.bfd = BfdMonitor(config)
+        self.address_watcher = AddressWatcher(lambda present: self.owner.post(Addresses(present)))
+        self.addresses = AddressKeeper(lambda: self.config, self.reconciler)
         self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending, self.bfd)
         self.runners: dict[str, CheckRunner] = {}
         self.watchers = Watchers()
@@ -134,6 +140,7 @@ class Plugin:
         self.api_state.reload = self.reload
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
+        self.exit_status = 0
 
     # ---------------------------------------------------------------- callbacks
     def _on_result(self, check: str, result: ProbeResult, started: float) -> bool:
@@ -235,12 +242,15 @@ class Plugin:
                 if name not in self.runners or self.runners[name].spec != config.checks[name]
             ]
             probes = await build_all(config.checks, changed)
-        except (ConfigError, ProbeBuildError) as exc:
-            problems = (
-                [str(issue) for issue in exc.issues]
-                if isinstance(exc, ConfigError)
-                else exc.problems
-            )
+            # the last step that can fail: assign the addresses of new `manage` VIPs
+            await self.addresses.assign_for(config)
+        except (ConfigError, ProbeBuildError, AddressError) as exc:
+            if isinstance(exc, ConfigError):
+                problems = [str(issue) for issue in exc.issues]
+            elif isinstance(exc, ProbeBuildError):
+                problems = exc.problems
+            else:
+                problems = [str(exc)]
             self.metrics.observe_reload(ok=False)
             log.error("reload refused; the running configuration stays", extra={"errors": problems})
             return problems
@@ -279,9 +289,22 @@ class Plugin:
         raise _Finished(f"ExaBGP: {self.session.close_reason}")
 
     async def _startup(self) -> None:
+        try:
+            await self.addresses.assign_for(self.config)
+        except AddressError as exc:
+            log.critical(str(exc))
+            self.exit_status = 2
+            raise _Finished("cannot assign the VIP addresses") from None
         if self.config.exabgp.ack == "auto":
             await self.session.enable_acks()
         assert self._group is not None
+        self._group.create_task(self.address_watcher.run(), name="addresses")
+        self._group.create_task(self.addresses.run(), name="address-keeper")
+        try:
+            # the guard must know the addresses before any check can announce
+            await asyncio.wait_for(self.address_watcher.ready.wait(), ADDRESS_DUMP_TIMEOUT_S)
+        except TimeoutError:
+            log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
         self._group.create_task(self.reconciler.run(), name="reconciler")
         self._spawn(self._ask_rib(), "adj-rib-out")
         used = self._used_checks(self.config)
@@ -360,12 +383,14 @@ class Plugin:
                     group.create_task(self._wait_for_fault(), name="fault-hook")
         except* _Finished as ended:
             log.info("run ended", extra={"reason": str(ended.exceptions[0])})
+            status = self.exit_status
         except* Exception as failed:
             log.critical("task failed; withdrawing every VIP", exc_info=failed.exceptions[0])
             status = 1
         finally:
             self._group = None
             await self._last_resort()
+            await self.addresses.release_all(self.session.closed.is_set())
             for task in list(self._side_tasks):
                 task.cancel()
             self.watchers.close()

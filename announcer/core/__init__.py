@@ -6,6 +6,7 @@ of what ExaBGP acknowledged; the rest are the small functions both are built fro
 
 from __future__ import annotations
 
+from .addresses import AddressGuard, address_present, host_address
 from .dampening import Dampening, DampeningPolicy, current, record_flap
 from .drain import GRACEFUL_SHUTDOWN, DrainPhase, DrainTiming, drain_phase
 from .exabgp_commands import UnsafeToken, announce_command, batch_commands, withdraw_command
@@ -30,6 +31,7 @@ from .hysteresis import (
 )
 from .machine import (
     UNDECIDED,
+    Addresses,
     CheckChanged,
     CheckRecord,
     Drain,
@@ -71,6 +73,8 @@ __all__ = [
     "GRACEFUL_SHUTDOWN",
     "UNDECIDED",
     "Ack",
+    "AddressGuard",
+    "Addresses",
     "Changes",
     "CheckChanged",
     "CheckRecord",
@@ -121,6 +125,7 @@ __all__ = [
     "VipRecord",
     "VipSpec",
     "WeightSpec",
+    "address_present",
     "announce_command",
     "answered",
     "bandwidth_community",
@@ -133,6 +138,7 @@ __all__ = [
     "drain_phase",
     "effective_health",
     "finalize",
+    "host_address",
     "initial_state",
     "is_confirming",
     "parse_line",

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from .addresses import AddressGuard, address_present
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
 from .hysteresis import CheckState, Health, effective_health, shifted
@@ -34,6 +35,7 @@ from .weight import quantise
 
 __all__ = [
     "UNDECIDED",
+    "Addresses",
     "CheckChanged",
     "CheckRecord",
     "Drain",
@@ -151,6 +153,13 @@ class RibReported:
 
 
 @dataclass(frozen=True, slots=True)
+class Addresses:
+    """Every address assigned to a local interface (from netlink: the whole set, each time)."""
+
+    present: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -166,6 +175,7 @@ Event = (
     | Reload
     | Neighbor
     | RibReported
+    | Addresses
     | Stop
 )
 
@@ -270,6 +280,7 @@ class State:
     neighbors: Mapping[str, str] = field(default_factory=dict)
     retired: frozenset[str] = frozenset()  # to withdraw: removed by reload, left by others
     stopping: bool = False
+    addresses: frozenset[str] | None = None  # the host's addresses; None until first reported
     last_event_at: float | None = None
     resumed_at: float = float("-inf")  # failures of probes started before this do not count
     stalls: int = 0
@@ -436,6 +447,8 @@ class _Step:
         now, policy, prefix = self.now, self.spec.policy, vip.prefix
         before = self.r_vips().get(prefix) or VipRecord()
         health = decide(vip.required, [self._effective(name) for name in vip.checks])
+        if vip.address is not AddressGuard.IGNORE and self.addresses is None:
+            health = UNDECIDED  # the host's addresses are not known yet: leave ExaBGP alone
         damp, health_verdict = before.dampening, before.health
         if health.verdict is not Verdict.UNDECIDED:
             # as in BGP route flap damping, a withdrawal is what costs: coming back is free
@@ -460,11 +473,16 @@ class _Step:
         phase = self._phase(prefix, entry)
         held = (
             policy.min_announce_interval_s > 0
-            and before.decision.verdict is Verdict.WITHDRAW
+            and (
+                before.decision.verdict is Verdict.WITHDRAW
+                or before.decision.reason is Reason.HOLD_DOWN
+            )
             and before.withdrawn_at is not None
             and now - before.withdrawn_at < policy.min_announce_interval_s
         )
-        decision = finalize(health, phase, damp.suppressed, held, self.stopping)
+        decision = finalize(
+            health, phase, damp.suppressed, held, self.stopping, self._address_missing(vip)
+        )
         weight = self._weight(vip, before.weight)
         record = VipRecord(
             decision=decision,
@@ -488,6 +506,17 @@ class _Step:
         if is_timed != (prefix in (self.timed if self.timed is not None else self.state.timed)):
             (self.w_timed().add if is_timed else self.w_timed().discard)(prefix)
         self._set_desired(prefix, decision, vip, weight)
+
+    def _address_missing(self, vip: VipSpec) -> bool:
+        if vip.address is AddressGuard.IGNORE or self.addresses is None:
+            return False
+        return not address_present(vip.prefix, self.addresses)
+
+    @property
+    def addresses(self) -> frozenset[str] | None:
+        found = self.changes.get("addresses", self.state.addresses)
+        assert found is None or isinstance(found, frozenset)
+        return found
 
     def _weight(self, vip: VipSpec, level: float | None) -> float | None:
         if vip.weight is None:
@@ -719,6 +748,29 @@ def _on_rib(s: _Step, event: RibReported) -> None:
         s.decide_all()
 
 
+def _on_addresses(s: _Step, event: Addresses) -> None:
+    before = s.state.addresses
+    if event.present == before:
+        return
+    s.changes["addresses"] = event.present
+    changed = []
+    for vip in s.spec.vips:
+        if vip.address is AddressGuard.IGNORE:
+            continue
+        now_present = address_present(vip.prefix, event.present)
+        # the first report decides every guarded VIP (it was waiting for it)
+        if before is None or now_present != address_present(vip.prefix, before):
+            changed.append(vip.prefix)
+            if before is not None or not now_present:
+                s.log(
+                    Level.INFO if now_present else Level.WARNING,
+                    f"vip {vip.prefix}: address "
+                    + ("assigned" if now_present else "not assigned to any interface"),
+                    vip=vip.prefix,
+                )
+    s.decide(changed)
+
+
 def _on_stop(s: _Step, event: Stop) -> None:
     s.changes["stopping"] = True
     s.log(Level.INFO, "stopping: withdrawing every VIP", reason=event.reason)
@@ -757,6 +809,8 @@ def step(state: State, event: Event, now: float) -> tuple[State, tuple[Effect, .
             _on_neighbor(s, event)
         case RibReported():
             _on_rib(s, event)
+        case Addresses():
+            _on_addresses(s, event)
         case Stop():
             _on_stop(s, event)
     return s.finish()

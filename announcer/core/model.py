@@ -24,8 +24,12 @@ class Reason(StrEnum):
     WAITING_FOR_CHECKS = "waiting_for_checks"
     DRAINING = "draining"  # announced with GRACEFUL_SHUTDOWN, withdraw to follow
     DRAINED = "drained"
-    SUPPRESSED = "suppressed"  # flap dampening holds it withdrawn
-    HOLD_DOWN = "hold_down"  # too soon after the last withdraw to announce again
+    # flap dampening or the hold-down de-prefer a healthy VIP (announced with
+    # GRACEFUL_SHUTDOWN): it takes no traffic while another host announces it normally, and
+    # still serves when every host is held, so a per-host penalty never empties the fleet
+    SUPPRESSED = "suppressed"
+    HOLD_DOWN = "hold_down"  # too soon after the last withdraw to be a preferred path again
+    ADDRESS_MISSING = "address_missing"  # the VIP is not assigned to a local interface
     SHUTDOWN = "shutdown"
 
 

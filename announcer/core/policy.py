@@ -38,19 +38,23 @@ def finalize(
     suppressed: bool = False,
     held_down: bool = False,
     stopping: bool = False,
+    address_missing: bool = False,
 ) -> Decision:
     """The decision to act on. Anything that says withdraw wins over anything that says
-    announce; an operator's drain wins even over checks that cannot decide yet."""
+    announce; an operator's drain and a missing address win even over checks that cannot
+    decide yet. Dampening and the hold-down never withdraw: they de-prefer (see `Reason`)."""
     if stopping:
         return Decision(Verdict.WITHDRAW, Reason.SHUTDOWN)
+    if address_missing:
+        return Decision(Verdict.WITHDRAW, Reason.ADDRESS_MISSING)
     if drain is DrainPhase.WITHDRAWN:
         return Decision(Verdict.WITHDRAW, Reason.DRAINED)
     if health.verdict is not Verdict.ANNOUNCE:
         return health
-    if suppressed:
-        return Decision(Verdict.WITHDRAW, Reason.SUPPRESSED)
-    if held_down:
-        return Decision(Verdict.WITHDRAW, Reason.HOLD_DOWN)
     if drain is DrainPhase.GRACEFUL_SHUTDOWN:
         return Decision(Verdict.ANNOUNCE, Reason.DRAINING)
+    if suppressed:
+        return Decision(Verdict.ANNOUNCE, Reason.SUPPRESSED)
+    if held_down:
+        return Decision(Verdict.ANNOUNCE, Reason.HOLD_DOWN)
     return health

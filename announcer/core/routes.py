@@ -13,7 +13,10 @@ from .model import Reason, Route
 from .spec import VipSpec
 from .weight import bandwidth_community
 
-__all__ = ["base_route", "build_route"]
+__all__ = ["DEPREFERRED", "base_route", "build_route"]
+
+# announced, but as a last-resort path only (RFC 8326: receivers set local-preference 0)
+DEPREFERRED = frozenset({Reason.DRAINING, Reason.SUPPRESSED, Reason.HOLD_DOWN})
 
 
 def base_route(
@@ -44,11 +47,11 @@ def base_route(
 
 
 def build_route(vip: VipSpec, reason: Reason, weight_level: float = 1.0) -> Route:
-    """The route for an announced VIP: GRACEFUL_SHUTDOWN while draining, link bandwidth when
-    weighted (scaled by the capacity level)."""
+    """The route for an announced VIP: GRACEFUL_SHUTDOWN while draining or de-preferred
+    (dampening, hold-down), link bandwidth when weighted (scaled by the capacity level)."""
     route = vip.route
     communities = route.communities
-    if reason is Reason.DRAINING and GRACEFUL_SHUTDOWN not in communities:
+    if reason in DEPREFERRED and GRACEFUL_SHUTDOWN not in communities:
         communities += (GRACEFUL_SHUTDOWN,)
     extended = route.extended_communities
     if vip.weight is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .addresses import AddressGuard
 from .dampening import DampeningPolicy
 from .drain import DrainTiming
 from .model import Route
@@ -38,6 +39,8 @@ class VipSpec:
     required: int
     route: Route  # the route when healthy, before drain and weight are added
     weight: WeightSpec | None = None
+    # the configuration's default is REQUIRE; plain specs (tests, simulations) ignore it
+    address: AddressGuard = AddressGuard.IGNORE
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from announcer.core import (
     quantise,
     record_flap,
 )
+from announcer.core.routes import DEPREFERRED
 
 HEALTHY = Decision(Verdict.ANNOUNCE, Reason.HEALTHY)
 DOWN = Decision(Verdict.WITHDRAW, Reason.CHECKS_DOWN)
@@ -53,8 +54,17 @@ def test_drain_waits_for_connections_but_not_forever():
             (Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS),
         ),
         (DOWN, {"drain": DrainPhase.GRACEFUL_SHUTDOWN}, (Verdict.WITHDRAW, Reason.CHECKS_DOWN)),
-        (HEALTHY, {"suppressed": True}, (Verdict.WITHDRAW, Reason.SUPPRESSED)),
-        (HEALTHY, {"held_down": True}, (Verdict.WITHDRAW, Reason.HOLD_DOWN)),
+        # a per-host penalty de-prefers, it never withdraws (the fleet may all be held)
+        (HEALTHY, {"suppressed": True}, (Verdict.ANNOUNCE, Reason.SUPPRESSED)),
+        (HEALTHY, {"held_down": True}, (Verdict.ANNOUNCE, Reason.HOLD_DOWN)),
+        (DOWN, {"suppressed": True}, (Verdict.WITHDRAW, Reason.CHECKS_DOWN)),
+        (HEALTHY, {"address_missing": True}, (Verdict.WITHDRAW, Reason.ADDRESS_MISSING)),
+        (WAITING, {"address_missing": True}, (Verdict.WITHDRAW, Reason.ADDRESS_MISSING)),
+        (
+            HEALTHY,
+            {"drain": DrainPhase.GRACEFUL_SHUTDOWN, "address_missing": True},
+            (Verdict.WITHDRAW, Reason.ADDRESS_MISSING),
+        ),
         (WAITING, {"stopping": True}, (Verdict.WITHDRAW, Reason.SHUTDOWN)),
     ],
 )
@@ -69,12 +79,20 @@ def test_finalize(health, kwargs, expected):
     st.booleans(),
     st.booleans(),
     st.booleans(),
+    st.booleans(),
 )
-def test_finalize_never_announces_what_health_does_not(health, drain, suppressed, held, stopping):
-    decision = finalize(health, drain, suppressed, held, stopping)
+def test_finalize_never_announces_what_health_does_not(
+    health, drain, suppressed, held, stopping, address_missing
+):
+    decision = finalize(health, drain, suppressed, held, stopping, address_missing)
     if decision.verdict is Verdict.ANNOUNCE:
         assert health.verdict is Verdict.ANNOUNCE
-        assert drain is not DrainPhase.WITHDRAWN and not (suppressed or held or stopping)
+        assert drain is not DrainPhase.WITHDRAWN and not (stopping or address_missing)
+        # whatever holds a healthy VIP back only de-prefers it
+        if drain is DrainPhase.GRACEFUL_SHUTDOWN or suppressed or held:
+            assert decision.reason in DEPREFERRED
+    elif health.verdict is Verdict.ANNOUNCE:
+        assert drain is DrainPhase.WITHDRAWN or stopping or address_missing
 
 
 POLICY = DampeningPolicy(penalty=1000, half_life_s=10, suppress=2500, reuse=750, max_suppress_s=60)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from announcer.core import (
+    Addresses,
+    AddressGuard,
     Drain,
     DrainFile,
     Neighbor,
@@ -105,7 +107,9 @@ SCENARIOS = {
         (0.1, OK, []),
         (0.1, OK, [A]),
     ],
-    "flapping: the third quick withdrawal suppresses": [
+    # suppressed: announced as a last resort only (GRACEFUL_SHUTDOWN), never withdrawn for it,
+    # so that a whole fleet suppressed at once still serves; back to normal once decayed
+    "flapping: the third quick withdrawal de-prefers": [
         (0.1, OK, []),
         (0.1, OK, [A]),
         (0.1, FAIL, []),
@@ -119,7 +123,9 @@ SCENARIOS = {
         (0.1, FAIL, []),
         (0.1, FAIL, [W]),
         (0.1, OK, []),
-        (0.1, OK, []),
+        (0.1, OK, [A_GSHUT]),
+        (0.1, Tick(), []),
+        (30.0, Tick(), [A]),
     ],
 }
 
@@ -189,11 +195,11 @@ def test_weight_follows_live_capacity_in_steps():
     assert harness.run(ProbeDone("web", True, capacity=0.5)) == [f"{A} {half}"]
 
 
-def test_hold_down_delays_announce_never_withdraw():
+def test_hold_down_de_prefers_a_quick_comeback_and_never_withdraws():
     harness = Harness(make_spec(min_announce_interval_s=1.0, dampening=False, rise=1, fall=1))
     assert harness.run(OK) == [A]
     assert harness.run(FAIL) == [W]
-    assert harness.run(OK) == []
+    assert harness.run(OK) == [A_GSHUT]  # a last resort until the interval is over
     assert harness.run(Tick(), 0.25) == []
     assert [harness.run(Tick(), 0.25) for _ in range(3)][-1] == [A]
 
@@ -262,3 +268,42 @@ def test_a_slow_start_up_is_not_a_stall():
     harness.step(Started(), 4.0)  # the state task began 4 s after the state was made
     harness.step(Tick(), 0.25)
     assert harness.state.stalls == 0
+
+
+HERE = Addresses(frozenset({"192.0.2.10", "198.51.100.11"}))
+GONE = Addresses(frozenset({"198.51.100.11"}))
+
+
+@pytest.mark.parametrize("guard", [AddressGuard.REQUIRE, AddressGuard.MANAGE])
+def test_the_address_guard_announces_only_while_the_vip_is_on_the_host(guard):
+    harness = Harness(make_spec(guards={VIP: guard}))
+    assert harness.run(OK) == []
+    assert harness.run(OK) == []  # healthy, but the host's addresses are not known yet
+    assert harness.run(HERE) == [A]
+    assert harness.run(GONE) == [W]  # at once, not at the next probe or tick
+    assert harness.state.vips[VIP].decision.reason.value == "address_missing"
+    assert harness.run(OK) == []
+    assert harness.run(Tick(), 0.25) == []
+    assert harness.run(HERE) == [A]  # added back: the checks announce again
+
+
+def test_a_missing_address_wins_over_drain_and_undecided_checks():
+    harness = Harness(
+        make_spec({VIP: ("web",), VIP2: ("web",)}, guards={VIP: AddressGuard.REQUIRE})
+    )
+    assert harness.run(GONE) == [W]  # the first report decides the guarded VIP, checks or not
+    assert harness.run(OK) == []
+    assert harness.run(OK) == [A2]  # the unguarded VIP does not care
+    assert harness.run(Drain(None, "rma")) == [
+        f"announce route {VIP2} next-hop self med 100 origin igp community [ 65535:0 ]"
+    ]
+    assert harness.run(HERE) == [A_GSHUT]  # back, and still draining
+    assert harness.run(GONE) == [W]
+
+
+def test_an_unguarded_vip_ignores_the_addresses():
+    harness = Harness(make_spec())
+    assert harness.run(GONE) == []
+    assert harness.run(OK) == []
+    assert harness.run(OK) == [A]
+    assert harness.run(Addresses(frozenset())) == []

@@ -7,8 +7,10 @@ from the implementation, knows what the checks said and when, and the invariants
 against it after every step:
 
 - a VIP is desired only while enough of its checks are UP with a fresh verdict (the time the
-  plugin itself was stalled does not age a verdict), and not suppressed, not drained past its
-  graceful-shutdown period, not stopped;
+  plugin itself was stalled does not age a verdict), its address (if guarded) is on the host,
+  not drained past its graceful-shutdown period, not stopped; while dampening suppresses it,
+  only as a last resort (GRACEFUL_SHUTDOWN), never withdrawn for that alone;
+- a guarded VIP whose address goes away is withdrawn in that very step;
 - a stall of the plugin alone never withdraws a VIP;
 - a VIP's desired route changes no more often than its causes allow (no flap without cause);
 - after stop nothing is desired, whatever comes after;
@@ -31,6 +33,9 @@ from hypothesis.stateful import (
 )
 
 from announcer.core import (
+    GRACEFUL_SHUTDOWN,
+    Addresses,
+    AddressGuard,
     Drain,
     DrainFile,
     Neighbor,
@@ -47,6 +52,7 @@ A, B, C, D = "192.0.2.10/32", "192.0.2.11/32", "192.0.2.12/32", "192.0.2.13/32"
 CHECKS = ("a", "b", "c")
 RISE, FALL, TTL, GSHUT = 2, 1, 1.5, 0.8
 STALL_AFTER = 1.0  # the reducer's Policy default
+GUARDS = {A: AddressGuard.REQUIRE, D: AddressGuard.MANAGE}  # B and C: ignore
 SPEC_ONE = make_spec(
     {A: ("a",), B: ("a", "b"), C: ("b", "c")},
     required={B: 1},
@@ -54,6 +60,7 @@ SPEC_ONE = make_spec(
     fall=FALL,
     ttl_s=TTL,
     gshut_s=GSHUT,
+    guards=GUARDS,
 )
 SPEC_TWO = make_spec(  # C removed, D added; the checks themselves unchanged
     {A: ("a",), B: ("a", "b"), D: ("c",)},
@@ -62,6 +69,7 @@ SPEC_TWO = make_spec(  # C removed, D added; the checks themselves unchanged
     fall=FALL,
     ttl_s=TTL,
     gshut_s=GSHUT,
+    guards=GUARDS,
 )
 STRANGER = "192.0.2.99/32"
 
@@ -84,10 +92,16 @@ class Model:
     drain_file_at: float | None = None
     stopped: bool = False
     resumed_at: float = float("-inf")
+    addresses: frozenset[str] | None = None  # what the host holds; None: not reported yet
 
     def credit(self, since: float) -> float:
         """How long the plugin was stalled after `since`: that time does not age a verdict."""
         return sum(length for at, length in self.stalls if at - length >= since - 1e-9)
+
+    def address_ok(self, prefix: str, guarded: bool) -> bool:
+        return not guarded or (
+            self.addresses is not None and prefix.split("/")[0] in self.addresses
+        )
 
     def fresh_up(self, name: str, now: float) -> bool:
         check = self.checks[name]
@@ -249,6 +263,13 @@ class Simulation(RuleBasedStateMachine):
     def exabgp_reports_what_it_holds(self) -> None:
         self._step(RibReported(frozenset(self.h.rib) | {STRANGER}), 0.05)
 
+    @rule(present=st.sets(st.sampled_from([A, D, "198.51.100.7/32"])))
+    def addresses(self, present: set[str]) -> None:
+        addresses = frozenset(p.split("/")[0] for p in present)
+        self._step(Addresses(addresses), 0.05)
+        self.model.addresses = addresses
+        self._cause([A, D])
+
     @rule(fail=st.booleans())
     def sync(self, fail: bool) -> None:
         self.h.sync(fail=fail)
@@ -283,7 +304,8 @@ class Simulation(RuleBasedStateMachine):
             assert up >= vip.required, (vip.prefix, now, self.model.checks)
             assert not self.model.stopped
             record = self.h.state.vips[vip.prefix]
-            assert not record.dampening.suppressed
+            if record.dampening.suppressed:
+                assert GRACEFUL_SHUTDOWN in route.communities, (vip.prefix, route)
             drained_at = self.model.drains.get(vip.prefix, self.model.drain_file_at)
             assert drained_at is None or now - drained_at < GSHUT + 1e-9, (vip.prefix, now)
         assert STRANGER not in self.h.state.desired or self.h.state.desired[STRANGER] is None
@@ -296,13 +318,25 @@ class Simulation(RuleBasedStateMachine):
             return
         now = self.h.now
         for vip in self.spec.vips:
-            record = self.h.state.vips[vip.prefix]
             drained = vip.prefix in self.model.drains or self.model.drain_file_at is not None
             up = sum(self.model.fresh_up(name, now) for name in vip.checks)
-            if up >= vip.required and not drained and not record.dampening.suppressed:
+            guarded = vip.address is not AddressGuard.IGNORE
+            address_ok = self.model.address_ok(vip.prefix, guarded)
+            if up >= vip.required and not drained and address_ok:
                 assert self.h.state.desired.get(vip.prefix) is not None, (vip.prefix, now)
+            if guarded and self.model.addresses is None:
+                continue  # the guard waits for the host's addresses: undecided is right
             if now - self.model.credit(0.0) > TTL + 1e-6:
                 assert vip.prefix in self.h.state.desired, f"{vip.prefix} undecided at {now}"
+
+    @invariant()
+    def a_missing_address_withdraws_at_once(self) -> None:
+        if not hasattr(self, "h"):
+            return
+        for vip in self.spec.vips:
+            guarded = vip.address is not AddressGuard.IGNORE
+            if not self.model.address_ok(vip.prefix, guarded):
+                assert self.h.state.desired.get(vip.prefix) is None, (vip.prefix, self.model)
 
     @invariant()
     def a_stall_alone_withdraws_nothing(self) -> None:

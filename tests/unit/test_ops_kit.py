@@ -64,6 +64,8 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
 
     config = plugin_config(health_server.url)
     config["vips"][0]["weight"] = {"bandwidth_mbps": 100, "asn": 65001}
+    # a second VIP, guarded: not on this machine, so withdrawn and served as 0
+    config["vips"].append({"prefix": "192.0.2.11/32", "checks": ["web"], "address": "require"})
     config["bgp"] = {
         "local_as": 65001,
         "router_id": "198.51.100.2",

@@ -1,0 +1,118 @@
+"""The addresses of `address: manage` VIPs: assigned before the first announce, removed only
+once the withdraw is acknowledged and `addresses.linger` has passed.
+
+The order matters (ExaBGP's healthcheck issue #993): an address removed before the routers
+have stopped sending turns the packets still on their way into refused connections. So a VIP
+removed by a reload keeps its address until ExaBGP has acknowledged the withdraw and the
+linger is over; at stop, until the last-resort withdraw is acknowledged (and a short linger
+that fits in the 2 s ExaBGP gives a helper between SIGTERM and SIGKILL). An address whose
+withdraw was never acknowledged stays: a route that may still be out there keeps its address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ..config import Config
+from ..core import host_address
+from ..exabgp.reconciler import Reconciler
+from ..host.addresses import AddressError, assign, unassign
+from ..logs import get_logger
+
+__all__ = ["AddressKeeper"]
+
+log = get_logger("addresses")
+CHECK_EVERY_S = 0.25
+STOP_LINGER_MAX_S = 0.3
+_UNKNOWN = object()
+
+
+def _host_prefix(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
+
+
+class AddressKeeper:
+    def __init__(self, config: Callable[[], Config], reconciler: Reconciler) -> None:
+        self._config = config
+        self._reconciler = reconciler
+        self.owned: dict[str, str] = {}  # address -> interface, for every managed VIP
+        self._unwanted_since: dict[str, float] = {}
+
+    async def assign_for(self, config: Config) -> None:
+        """Assign every managed VIP's address of `config` (again, if someone removed it: a
+        reload puts it back). All or nothing: on an error those this call added are removed
+        again, and AddressError raised."""
+        interface = config.addresses.interface
+        todo = [a for vip in config.managed_vips() if (a := host_address(vip.prefix)) is not None]
+        done: list[str] = []
+        try:
+            for address in todo:
+                if await assign(address, interface):
+                    log.info("address assigned", extra={"address": address, "interface": interface})
+                done.append(address)
+        except AddressError:
+            for address in done:
+                await self._remove(address, interface)
+            raise
+        for address in done:
+            self.owned[address] = interface
+            self._unwanted_since.pop(address, None)
+
+    def _not_held(self, address: str) -> bool:
+        """ExaBGP acknowledged the withdraw of this address's route."""
+        prefix = _host_prefix(address)
+        return self._reconciler.acked.get(prefix, _UNKNOWN) is None
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            await self.release_due(time.monotonic())
+
+    async def release_due(self, now: float) -> None:
+        config = self._config()
+        managed = {host_address(v.prefix) for v in config.managed_vips()}
+        configured = {host_address(v.prefix) for v in config.vips}
+        for address, interface in list(self.owned.items()):
+            if address in managed:
+                self._unwanted_since.pop(address, None)
+                continue
+            if address in configured:
+                # still a VIP, no longer managed: the address is the operator's now
+                log.info("address handed over (no longer managed)", extra={"address": address})
+                del self.owned[address]
+                continue
+            if not self._not_held(address):
+                self._unwanted_since.pop(address, None)
+                continue
+            since = self._unwanted_since.setdefault(address, now)
+            if now - since >= config.addresses.linger:
+                await self._remove(address, interface)
+                del self.owned[address]
+                self._unwanted_since.pop(address, None)
+
+    async def release_all(self, session_closed: bool) -> None:
+        """At stop, after the last-resort withdraw. Never raises."""
+        if not self.owned:
+            return
+        try:
+            await asyncio.sleep(min(self._config().addresses.linger, STOP_LINGER_MAX_S))
+            for address, interface in list(self.owned.items()):
+                if session_closed or self._not_held(address):
+                    await self._remove(address, interface)
+                    del self.owned[address]
+                else:
+                    log.warning(
+                        "address kept: its withdraw was not acknowledged",
+                        extra={"address": address},
+                    )
+        except Exception:
+            log.error("could not remove the managed addresses", exc_info=True)
+
+    async def _remove(self, address: str, interface: str) -> None:
+        try:
+            if await unassign(address, interface):
+                log.info("address removed", extra={"address": address, "interface": interface})
+        except AddressError as exc:
+            log.error(str(exc))
