@@ -5,6 +5,15 @@ or killed server closes its connections, and the kernel does so for a killed one
 connection held open to the same port ends the moment the service does. The watcher then asks
 for a probe right away; the probe (connection refused) and the hysteresis decide as usual, so
 a watcher can only make detection faster, never cause a withdrawal by itself.
+
+A reload is not a stop: `nginx -s reload`, nginx's binary upgrade and HAProxy's master-worker
+reload keep the listening socket and retire the old workers, which close their idle
+connections. So when the held connection ends, the watcher connects again at once: if the
+listener answers, it was a reload, and the checks are left alone; only a refused connection
+wakes them. For an HTTP endpoint the held connection is a real idle keep-alive connection (one
+HEAD of the check's own path, answered, then nothing): old workers close those at once when
+they retire, where a connection that never sent a request would keep an old nginx worker alive
+until `client_header_timeout`, an old HAProxy until `timeout client`.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yarl import URL
 
@@ -28,6 +37,7 @@ __all__ = ["Endpoint", "endpoint_of", "watch"]
 # a connection the server closes sooner than this was not a real idle connection (a server
 # that closes idle sockets at once): back off instead of asking for probes in a loop
 MIN_LIFETIME_S = 1.0
+KEEP_ALIVE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,9 @@ class Endpoint:
     host: str = ""
     port: int = 0
     path: str = ""  # a UNIX socket
+    # HTTP: the path to HEAD so that the held connection is an idle keep-alive one (not part of
+    # the endpoint's identity: every check of a host:port shares one watcher)
+    http_path: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return self.path or f"{self.host}:{self.port}"
@@ -50,7 +63,12 @@ def endpoint_of(
     match config:
         case HttpProbeConfig() | NginxProbeConfig():
             url = URL(config.url)
-            return Endpoint(url.host or "", url.port or (443 if url.scheme == "https" else 80))
+            plain = url.scheme == "http"
+            return Endpoint(
+                url.host or "",
+                url.port or (80 if plain else 443),
+                http_path=(url.raw_path or "/") if plain else None,
+            )
         case TcpProbeConfig():
             return Endpoint(config.host, config.port)
         case HaproxyProbeConfig():
@@ -64,7 +82,28 @@ def endpoint_of(
 async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     if endpoint.path:
         return await asyncio.open_unix_connection(endpoint.path)
-    return await asyncio.open_connection(endpoint.host, endpoint.port)
+    reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+    if endpoint.http_path is not None:
+        # no answer: hold the bare connection, as for a TCP endpoint
+        with contextlib.suppress(
+            OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+        ):
+            await asyncio.wait_for(_keep_alive(endpoint, reader, writer), KEEP_ALIVE_TIMEOUT_S)
+    return reader, writer
+
+
+async def _keep_alive(
+    endpoint: Endpoint, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """One HEAD request, its answer read to the end: the connection is now an idle
+    keep-alive connection (a HEAD answer has no body)."""
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    writer.write(
+        f"HEAD {endpoint.http_path} HTTP/1.1\r\nHost: {host}\r\n"
+        "User-Agent: announcer-watch\r\nConnection: keep-alive\r\n\r\n".encode("ascii")
+    )
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
 
 
 async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -81,26 +120,34 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def watch(endpoint: Endpoint, on_change: Callable[[], None], retry_s: float) -> None:
-    """Run forever: hold a connection to `endpoint`; call `on_change` when it ends, and when
-    a connection succeeds again after failing (the service is probably back)."""
+    """Run forever: hold a connection to `endpoint`. When it ends, connect again at once: if
+    that is refused, call `on_change` (the service stopped); if it succeeds, hold the new one
+    quietly (a reload). Also call `on_change` when a connection succeeds again after failing
+    (the service is probably back)."""
     backoff = 0.05
     was_down = False
+    just_lost = False  # the held connection has just ended
     while True:
         try:
             reader, writer = await _connect(endpoint)
         except OSError:
+            if just_lost:
+                on_change()  # the listener is gone too: a stop, not a reload
             # nothing to hold (the service is down): the probes see that; try again later
+            just_lost = False
             was_down = True
             await asyncio.sleep(retry_s)
             continue
         if was_down:
             was_down = False
             on_change()
+        just_lost = False
         connected_at = time.monotonic()
         await _hold(reader, writer)
-        on_change()
+        just_lost = True
         if time.monotonic() - connected_at < MIN_LIFETIME_S:
+            # a server that closes idle connections at once: do not reconnect in a loop
             backoff = min(backoff * 2, retry_s)
+            await asyncio.sleep(backoff)
         else:
             backoff = 0.05
-        await asyncio.sleep(backoff)

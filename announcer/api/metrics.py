@@ -21,7 +21,15 @@ from prometheus_client.registry import Collector
 from healthchecks import ProbeResult
 
 from .. import __version__
-from ..core import AddressGuard, Decision, DrainPhase, Health, Verdict, address_present
+from ..core import (
+    AddressGuard,
+    Decision,
+    DrainPhase,
+    Health,
+    Reason,
+    Verdict,
+    address_present,
+)
 from ..exabgp.pipe import AckResult
 from ..exabgp.reconciler import Reconciler
 
@@ -300,6 +308,14 @@ class Metrics:
         bfd: BfdMonitor | None = None,
     ) -> None:
         self.registry.register(_StateCollector(owner, reconciler, pending, bfd))
+
+    def prepare_vips(self, prefixes: list[str]) -> None:
+        """Start each VIP's withdraw counters at 0: `increase()` misses the first step of a
+        counter whose series only appears with it, and the alert for "every host withdrew"
+        must see the first withdrawal of each host."""
+        for prefix in prefixes:
+            for reason in (Reason.CHECKS_DOWN, Reason.ADDRESS_MISSING):
+                self.transitions.labels(prefix, Verdict.WITHDRAW.value, reason.value)
 
     def observe_loop_lag(self, seconds: float) -> None:
         self.loop_lag.set(seconds)

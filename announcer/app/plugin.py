@@ -126,6 +126,7 @@ class Plugin:
         self.address_watcher = AddressWatcher(lambda present: self.owner.post(Addresses(present)))
         self.addresses = AddressKeeper(lambda: self.config, self.reconciler)
         self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending, self.bfd)
+        self.metrics.prepare_vips([vip.prefix for vip in config.vips])
         self.runners: dict[str, CheckRunner] = {}
         self.watchers = Watchers()
         self._check_tasks: dict[str, asyncio.Task[None]] = {}
@@ -260,6 +261,7 @@ class Plugin:
         self.config = config
         self._start_checks(probes)
         await self.owner.submit(ReloadEvent(spec_from_config(config), frozenset(changed)))
+        self.metrics.prepare_vips([vip.prefix for vip in config.vips])
         self.metrics.observe_reload(ok=True)
         return []
 

@@ -38,6 +38,7 @@ from .netns import (
     netns_exec,
     spawn,
 )
+from .prometheus import PROMETHEUS, PROMETHEUS_V4, ROOT_PORT, ROOT_PORT_V4, PrometheusMixin
 from .topology import (
     CLIENT,
     CLIENT_PREFIXLEN_V4,
@@ -87,7 +88,7 @@ def _require_tools() -> None:
         raise LabError(f"{BIN / 'exabgp'} not found: run scripts/setup.sh")
 
 
-class Lab:
+class Lab(PrometheusMixin):
     def __init__(
         self,
         workdir: Path = DEFAULT_WORKDIR,
@@ -98,6 +99,8 @@ class Lab:
         exabgp_config: Callable[[LbHost, Path], str] | None = None,
         wrong_password: frozenset[str] = frozenset(),
         bfd: bool = True,
+        unassigned: frozenset[str] = frozenset(),
+        prometheus: bool = False,
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts, haproxy_hosts)
@@ -107,6 +110,8 @@ class Lab:
         self._failing_at_start = failing_at_start
         self._wrong_password = wrong_password
         self.bfd = bfd  # run bfdd on the hosts (the routers always run it)
+        self._unassigned = unassigned  # hosts whose VIPs are not put on lo by the lab
+        self.prometheus = prometheus  # a Prometheus in its own namespace, scraping every host
         self._children: list[subprocess.Popen[bytes]] = []
         self.routers = ROUTERS
 
@@ -118,6 +123,7 @@ class Lab:
             *(r.name for r in ROUTERS),
             *(h.name for h in self.hosts),
             *(r.client for r in ROUTERS),
+            *([PROMETHEUS] if self.prometheus else []),
         ]
 
     def router(self, name: str) -> Router:
@@ -152,6 +158,8 @@ class Lab:
                 self._start_router(router.name)
             for host in self.hosts:
                 self._start_host(host)
+            if self.prometheus:
+                self._start_prometheus()
         except BaseException:
             self.down()
             raise
@@ -166,6 +174,8 @@ class Lab:
             if namespace in present:
                 kill_namespace_processes(namespace)
                 ip("netns", "delete", namespace, check=False)
+        if ROOT_PORT in ip("-o", "link", "show", check=False):
+            ip("link", "delete", ROOT_PORT, check=False)
         # processes started with `ip netns exec` that already left (none should remain)
         for pid in _recorded_pids(self.workdir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -226,9 +236,37 @@ class Lab:
             self._plug(host.name)
             ip("-n", host.name, "addr", "add", f"{host.v4}/{LAN_V4_PREFIXLEN}", "dev", "eth0")
             ip("-n", host.name, "addr", "add", f"{host.v6}/64", "dev", "eth0", "nodad")
-            ip("-n", host.name, "addr", "add", VIP_V4, "dev", "lo")
-            ip("-n", host.name, "addr", "add", VIP_V6, "dev", "lo")
+            if host.name not in self._unassigned:
+                self.assign_vips(host.name)
             self.host_routes(host.name)
+        if self.prometheus:
+            self._plug(PROMETHEUS)
+            ip(
+                "-n",
+                PROMETHEUS,
+                "addr",
+                "add",
+                f"{PROMETHEUS_V4}/{LAN_V4_PREFIXLEN}",
+                "dev",
+                "eth0",
+            )
+            self._reach_from_here()
+
+    def assign_vips(self, name: str, assigned: bool = True) -> None:
+        """Put the VIPs on the host's lo (what an operator does for `address: require`), or
+        take them off."""
+        for vip in (VIP_V4, VIP_V6):
+            ip("-n", name, "addr", "add" if assigned else "del", vip, "dev", "lo")
+
+    def _reach_from_here(self) -> None:
+        """A cable from this (the root) namespace to the switch, carrying only the route to
+        the lab's Prometheus: its URL then opens from this machine. Deleting the switch
+        namespace deletes the cable."""
+        ip("link", "add", ROOT_PORT, "type", "veth", "peer", "name", "root", "netns", SWITCH)
+        ip("-n", SWITCH, "link", "set", "root", "master", "br0", "up")
+        ip("addr", "add", f"{ROOT_PORT_V4}/32", "dev", ROOT_PORT)
+        ip("link", "set", ROOT_PORT, "up")
+        ip("route", "add", f"{PROMETHEUS_V4}/32", "dev", ROOT_PORT, "src", ROOT_PORT_V4)
 
     def _plug(self, namespace: str) -> None:
         """A cable from `namespace`'s eth0 to a port of the switch named after it."""
@@ -445,7 +483,9 @@ class Lab:
                 {"prefix": VIP_V6, "checks": ["web", "lb"]},
             ],
             "drain": {"file": str(d / "drain"), "gshut_period": "2s"},
-            "api": {"listen": "127.0.0.1:9180"},
+            # Prometheus scrapes every host from its own namespace: the API listens on all
+            # addresses, so POSTs need the token (the lab's CLI calls pass it)
+            "api": {"listen": "0.0.0.0:9180", "token_file": str(d / "api-token")},
             "bfdd": {"vty_socket": str(self.bfdd_dir(host.name)), "poll_interval": "1s"},
         }
         if host.kind == "nginx":
@@ -484,6 +524,7 @@ class Lab:
             "not-the-" + LAB_BGP_SECRET if host.name in self._wrong_password else LAB_BGP_SECRET
         )
         (d / "bgp-secret").write_text(secret + "\n")
+        (d / "api-token").write_text(f"lab-token-{host.name}\n")
         self.start_service(host.name)
         if host.kind == "haproxy":
             self.start_backends(host.name)
@@ -510,10 +551,14 @@ class Lab:
         """nginx (with its health endpoint) or HAProxy, the LB itself."""
         host, d = self.host(name), self.dir(name)
         if host.kind == "nginx":
-            argv = ["nginx", "-c", str(d / "nginx.conf"), "-e", str(d / "nginx-error.log")]
+            # by its full path: the binary upgrade re-executes argv[0] without a PATH search
+            nginx = shutil.which("nginx") or "nginx"
+            argv = [nginx, "-c", str(d / "nginx.conf"), "-e", str(d / "nginx-error.log")]
             self.start_process(name, argv, d / "nginx.out")
         else:
-            argv = ["haproxy", "-db", "-f", str(d / "haproxy.cfg")]
+            # master-worker, as packaged HAProxy runs: a reload (SIGUSR2 to the master) starts
+            # new workers that take the listening sockets over from the old ones
+            argv = ["haproxy", "-W", "-db", "-f", str(d / "haproxy.cfg")]
             self.start_process(name, argv, d / "haproxy.out")
         _wait_until(lambda: self._listening(name, 80), 10, f"{name}: LB did not start")
 
@@ -613,10 +658,61 @@ class Lab:
         return self.dir(name) / "drain"
 
     def announcer(self, name: str, *args: str, check: bool = True) -> str:
-        """Run the announcer CLI inside a host (its API listens on that host's loopback)."""
+        """Run the announcer CLI inside a host, with the host's API token."""
         return netns_exec(
-            name, str(BIN / "announcer"), *args, "--api", "http://127.0.0.1:9180", check=check
+            name,
+            str(BIN / "announcer"),
+            *args,
+            "--api",
+            "http://127.0.0.1:9180",
+            "--token-file",
+            str(self.dir(name) / "api-token"),
+            check=check,
         )
+
+    # ---------------------------------------------------------------- reloads
+    def master_pid(self, name: str) -> int:
+        host, d = self.host(name), self.dir(name)
+        if host.kind == "nginx":
+            return int((d / "nginx.pid").read_text())
+        pids = self.pids(name, "haproxy", "-W", str(d / "haproxy.cfg"))
+        # the master is the one whose parent is not a haproxy
+        masters = [p for p in pids if _parent(p) not in pids]
+        if len(masters) != 1:
+            raise LabError(f"{name}: HAProxy masters {masters}")
+        return masters[0]
+
+    def workers(self, name: str) -> set[int]:
+        master = self.master_pid(name)
+        return {p for p in self.service_pids(name) if _parent(p) == master}
+
+    def reload_service(self, name: str, timeout: float = 10.0) -> None:
+        """`nginx -s reload` (SIGHUP to the master) or a HAProxy master-worker reload (SIGUSR2:
+        the master re-executes itself, new workers start, the old ones get -sf); returns once
+        new workers run. Old workers finish their open connections first (HAProxy's, an idle
+        one, until `timeout client`), as they do in production."""
+        before = self.workers(name)
+        master = self.master_pid(name)
+        os.kill(master, signal.SIGHUP if self.host(name).kind == "nginx" else signal.SIGUSR2)
+        _wait_until(lambda: bool(self.workers(name) - before), timeout, "no new workers")
+
+    def upgrade_nginx(self, name: str, timeout: float = 10.0) -> None:
+        """nginx's binary upgrade: USR2 starts a new master (the old pid file becomes
+        .oldbin) with the same listening sockets, WINCH and QUIT retire the old one."""
+        d = self.dir(name)
+        old = self.master_pid(name)
+        os.kill(old, signal.SIGUSR2)
+        _wait_until(
+            lambda: (
+                (d / "nginx.pid").exists()
+                and (d / "nginx.pid").read_text().strip() not in ("", str(old))
+            ),
+            timeout,
+            "no new nginx master",
+        )
+        os.kill(old, signal.SIGWINCH)
+        os.kill(old, signal.SIGQUIT)
+        _wait_until(functools.partial(_gone, old), timeout, "the old nginx master stays")
 
     def haproxy_command(self, name: str, command: str) -> str:
         """A command on the host's HAProxy runtime API (a UNIX socket: reachable from here)."""
@@ -777,6 +873,14 @@ def _client_argv(url: str, count: int, interval_s: float, timeout_s: float) -> l
         "--timeout",
         str(timeout_s),
     ]
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _gone(pid: int) -> bool:

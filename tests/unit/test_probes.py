@@ -301,6 +301,51 @@ async def test_watcher_reports_a_server_that_goes_away():
         await server.wait_closed()
 
 
+async def test_watcher_tells_a_reload_from_a_stop():
+    """Old workers closing their idle connections while the listener stays (a reload) wake
+    nothing; the listener going away (a stop) does. HTTP: the held connection is a real idle
+    keep-alive one, which retiring nginx and HAProxy workers close at once."""
+    from healthchecks import Endpoint, watch
+
+    woken = asyncio.Event()
+    requests: list[bytes] = []
+    held: list[asyncio.StreamWriter] = []
+
+    async def serve(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        requests.append(head)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        await writer.drain()
+        held.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = asyncio.create_task(
+        watch(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
+    )
+    try:
+        for reloads in range(3):
+            async with asyncio.timeout(5):
+                while len(held) <= reloads:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(1.1)  # an idle connection, as long-lived as a real one
+            held[reloads].close()  # an old worker retires; the listener stays
+        async with asyncio.timeout(5):
+            while len(held) < 4:
+                await asyncio.sleep(0.01)
+        assert not woken.is_set()
+        assert requests[0].startswith(b"HEAD /health HTTP/1.1\r\n")
+        server.close()
+        held[-1].close()  # a stop: the listener and the connections go
+        async with asyncio.timeout(2):
+            await woken.wait()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await server.wait_closed()
+
+
 def test_watch_endpoints():
     from healthchecks import endpoint_of
 
