@@ -127,6 +127,7 @@ async def watch(endpoint: Endpoint, on_change: Callable[[], None], retry_s: floa
     backoff = 0.05
     was_down = False
     just_lost = False  # the held connection has just ended
+    short = False  # ...and it lived less than MIN_LIFETIME_S
     while True:
         try:
             reader, writer = await _connect(endpoint)
@@ -141,13 +142,13 @@ async def watch(endpoint: Endpoint, on_change: Callable[[], None], retry_s: floa
         if was_down:
             was_down = False
             on_change()
+        if short:
+            # a server that closes idle connections at once: do not reconnect in a loop (the
+            # reconnect itself came first: a stop is still seen at once)
+            await asyncio.sleep(backoff)
         just_lost = False
         connected_at = time.monotonic()
         await _hold(reader, writer)
         just_lost = True
-        if time.monotonic() - connected_at < MIN_LIFETIME_S:
-            # a server that closes idle connections at once: do not reconnect in a loop
-            backoff = min(backoff * 2, retry_s)
-            await asyncio.sleep(backoff)
-        else:
-            backoff = 0.05
+        short = time.monotonic() - connected_at < MIN_LIFETIME_S
+        backoff = min(backoff * 2, retry_s) if short else 0.05

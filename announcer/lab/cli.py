@@ -40,14 +40,16 @@ def print_status(lab: Lab) -> None:
 
 def run_lab_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_to_exit)
-    lab = Lab(args.workdir, hosts=args.hosts)
+    # the lab people run (up, demo) has its Prometheus; tests ask for it where they need it
+    lab = Lab(args.workdir, hosts=args.hosts, prometheus=args.action in ("up", "demo"))
     try:
         if args.action == "up":
             lab.up()
             print(
-                f"lab up: r1, {', '.join(h.name for h in lab.hosts)}, client "
+                f"lab up: r1, r2, {', '.join(h.name for h in lab.hosts)}, client, client2 "
                 f"(work folder {args.workdir}); `announcer lab down` removes it"
             )
+            print(f"Prometheus (every host scraped, deploy/prometheus rules): {lab.prometheus_url}")
             lab.wait_fib([h.name for h in lab.hosts])
             print_status(lab)
         elif args.action == "down":

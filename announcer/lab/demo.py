@@ -61,6 +61,29 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
+ALERT = "AnnouncerVipWithdrawn"
+
+
+def _follow_alert(lab: Lab, n: Narrator, host: str, states: tuple[str, ...]) -> None:
+    """Show the lab Prometheus's alert for `host` moving through `states` (resolved: gone)."""
+    started = time.monotonic()
+    seen = ""
+    deadline = started + 30
+    while time.monotonic() < deadline:
+        current = lab.alert_states(ALERT, instance=host, vip=VIP_V4)
+        state = "firing" if "firing" in current else "pending" if current else "resolved"
+        if state != seen:
+            seen = state
+            if state in states:
+                n.say(
+                    f"Prometheus: {ALERT} for {host} {state} (+{time.monotonic() - started:.1f}s)"
+                )
+            if state == states[-1]:
+                return
+        time.sleep(0.25)
+    n.say(f"Prometheus: {ALERT} for {host} did not reach {states[-1]} within 30 s")
+
+
 def run_demo(lab: Lab) -> int:
     n = Narrator()
     summary: dict[str, str] = {}
@@ -83,6 +106,8 @@ def run_demo(lab: Lab) -> int:
                 f"{sum(s == 'up' for s in lab.bfd_peers(router.name).values())} BFD sessions up"
             )
         _show_fib(lab, n)
+        if lab.prometheus:
+            n.say(f"Prometheus scrapes every host: {lab.prometheus_url} (alerts: /alerts)")
 
         n.step("Client traffic: a new connection per request, spread by the router's ECMP")
         _spread(lab.client_requests(90), n)
@@ -104,6 +129,8 @@ def run_demo(lab: Lab) -> int:
         n.say(f"both routers dropped {victim} {failover:.3f}s after nginx stopped")
         _show_fib(lab, n)
         summary["failover (nginx stop -> FIB)"] = f"{failover:.3f}s"
+        if lab.prometheus:
+            _follow_alert(lab, n, victim, ("pending", "firing"))
 
         n.step(f"Recovery: starting nginx on {victim}")
         started = time.monotonic()
@@ -113,6 +140,8 @@ def run_demo(lab: Lab) -> int:
         n.say(f"{victim} back in the FIB after {recovery:.3f}s (rise 3 checks)")
         time.sleep(1.0)
         summary["recovery (nginx start -> FIB)"] = f"{recovery:.3f}s"
+        if lab.prometheus:
+            _follow_alert(lab, n, victim, ("resolved",))
 
         dead = lab.hosts[-1].name
         lab.wait_bfd()

@@ -52,7 +52,7 @@ def test_interrupted_demo_leaves_nothing_behind():
             demo.stdout.close()
         shutil.rmtree(workdir, ignore_errors=True)
     deadline = time.monotonic() + 5
-    while existing_namespaces() & {"r1", "lb1", "lb2", "lb3", "client"}:
+    while existing_namespaces() & {"r1", "lb1", "lb2", "lb3", "client", "prom"}:
         assert time.monotonic() < deadline, existing_namespaces()
         time.sleep(0.1)
     leftovers = subprocess.run(
