@@ -615,13 +615,15 @@ class Lab(PrometheusMixin):
     def stop_service(self, name: str, signum: int = signal.SIGTERM) -> None:
         """Stop nginx/HAProxy on a host, the way a crash (SIGKILL) or a stop (SIGTERM) does."""
         host, d = self.host(name), self.dir(name)
+        # the master: it stops its workers (HAProxy's master-worker, nginx's master)
         masters = (
             self.pids(name, "nginx", "-c", str(d / "nginx.conf"))
             if host.kind == "nginx"
-            else self.pids(name, "haproxy", str(d / "haproxy.cfg"))
+            else [self.master_pid(name)]
         )
         for pid in masters:
-            os.killpg(pid, signum) if signum == signal.SIGKILL else os.kill(pid, signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signum) if signum == signal.SIGKILL else os.kill(pid, signum)
         _wait_until(lambda: not self._listening(name, 80), 10, f"{name}: still up")
 
     def stop_backends(self, name: str) -> None:

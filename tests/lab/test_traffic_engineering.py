@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from announcer.lab.lab import Lab, LabError
+from announcer.lab.netns import ip
 from announcer.lab.topology import LbHost
 
 from .conftest import ALL
@@ -135,6 +136,7 @@ def test_reload_adding_a_vip_touches_no_other_route(lab):
     before = {(n, v6): lab.updates_received(n, v6) for n in ALL for v6 in (False, True)}
     config["vips"].append({"prefix": "192.0.2.11/32", "checks": ["web", "lb"]})
     config_path.write_text(yaml.safe_dump(config))
+    ip("-n", "lb1", "addr", "add", "192.0.2.11/32", "dev", "lo")  # the guard requires it
     lab.announcer("lb1", "reload")
     lab.wait_fib(["lb1"], "192.0.2.11/32")
     time.sleep(1)
