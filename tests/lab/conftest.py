@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,3 +69,14 @@ def lab(lab_factory) -> Lab:
 
 ALL = ["lb1", "lb2", "lb3"]
 VIP6 = "2001:db8:100::10/128"
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.05
+) -> None:
+    """Until `predicate()` is true; fails the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)

@@ -16,17 +16,9 @@ from announcer.lab.lab import Lab
 from announcer.lab.netns import ip, ip_json
 from announcer.lab.topology import CLIENT2, LbHost
 
-from .conftest import ALL, VIP6
+from .conftest import ALL, VIP6, wait_for
 
 VIP = "192.0.2.10/32"
-
-
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(poll)
 
 
 def on_lo(lab: Lab, name: str, address: str = "192.0.2.10") -> bool:

@@ -14,15 +14,7 @@ from announcer.lab.lab import Lab, LabError
 from announcer.lab.netns import ip
 from announcer.lab.topology import LbHost
 
-from .conftest import ALL
-
-
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(poll)
+from .conftest import ALL, wait_for
 
 
 def test_drain_under_traffic_loses_nothing(lab):

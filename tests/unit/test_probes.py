@@ -272,6 +272,21 @@ async def test_nginx_stub_status(http_server):
     assert result.reason == "bad_reply"
 
 
+async def _stop_and_see_it(server, connections, seen: asyncio.Event) -> None:
+    """Stop the way a server does (listener, then its connections); the watcher must see it."""
+    server.close()
+    for writer in connections:
+        writer.close()
+    async with asyncio.timeout(2):
+        await seen.wait()
+
+
+async def _end(watcher: asyncio.Task, server) -> None:
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    await server.wait_closed()
+
+
 async def test_watcher_reports_a_server_that_goes_away():
     from healthchecks import Endpoint, watch
 
@@ -290,15 +305,9 @@ async def test_watcher_reports_a_server_that_goes_away():
             while not clients:
                 await asyncio.sleep(0.01)
         assert not lost.is_set()
-        server.close()
-        for writer in clients:
-            writer.close()  # what a stopping server does to its connections
-        async with asyncio.timeout(2):
-            await lost.wait()
+        await _stop_and_see_it(server, clients, lost)
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        await server.wait_closed()
+        await _end(watcher, server)
 
 
 async def test_watcher_tells_a_reload_from_a_stop():
@@ -336,14 +345,9 @@ async def test_watcher_tells_a_reload_from_a_stop():
                 await asyncio.sleep(0.01)
         assert not woken.is_set()
         assert requests[0].startswith(b"HEAD /health HTTP/1.1\r\n")
-        server.close()
-        held[-1].close()  # a stop: the listener and the connections go
-        async with asyncio.timeout(2):
-            await woken.wait()
+        await _stop_and_see_it(server, held[-1:], woken)
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        await server.wait_closed()
+        await _end(watcher, server)
 
 
 def test_watch_endpoints():
