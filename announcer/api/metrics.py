@@ -28,7 +28,6 @@ from ..core import (
     Health,
     Reason,
     Verdict,
-    address_present,
 )
 from ..exabgp.pipe import AckResult
 from ..exabgp.reconciler import Reconciler
@@ -199,7 +198,7 @@ class _StateCollector(Collector):
             suppressed.add_metric([vip.prefix], 1.0 if damp.suppressed else 0.0)
             reason.add_metric([vip.prefix, vip_record.decision.reason.value], 1.0)
             if vip.address is not AddressGuard.IGNORE:
-                present = address_present(vip.prefix, snapshot.addresses)
+                present = vip.on_host(snapshot.addresses)
                 assigned.add_metric([vip.prefix], 1.0 if present else 0.0)
         yield from (desired, acked, since, drained, phase, weight, penalty, suppressed)
         yield from (reason, assigned)

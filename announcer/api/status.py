@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..core import AddressGuard, State, address_present
+from ..core import AddressGuard, State
 from ..exabgp.reconciler import Reconciler
 from ..host.bfd_status import BfdMonitor
 from .metrics import ack_state
@@ -67,7 +67,7 @@ def status_document(
                     "guard": vip.address.value,
                     "assigned": None
                     if vip.address is AddressGuard.IGNORE
-                    else address_present(vip.prefix, state.addresses),
+                    else vip.on_host(state.addresses),
                 },
                 "dampening": {
                     "penalty": round(vip_record.dampening.penalty, 1),

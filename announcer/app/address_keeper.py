@@ -46,17 +46,19 @@ class AddressKeeper:
         again, and AddressError raised."""
         interface = config.addresses.interface
         todo = [a for vip in config.managed_vips() if (a := host_address(vip.prefix)) is not None]
-        done: list[str] = []
+        added: list[str] = []
         try:
             for address in todo:
                 if await assign(address, interface):
                     log.info("address assigned", extra={"address": address, "interface": interface})
-                done.append(address)
+                    added.append(address)
         except AddressError:
-            for address in done:
-                await self._remove(address, interface)
+            # undo only what this call added: an address already there may carry a route
+            for address in added:
+                if address not in self.owned:
+                    await self._remove(address, interface)
             raise
-        for address in done:
+        for address in todo:
             self.owned[address] = interface
             self._unwanted_since.pop(address, None)
 
@@ -71,6 +73,8 @@ class AddressKeeper:
             await self.release_due(time.monotonic())
 
     async def release_due(self, now: float) -> None:
+        if not self.owned:
+            return  # nothing managed: nothing to look at, four times a second
         config = self._config()
         managed = {host_address(v.prefix) for v in config.managed_vips()}
         configured = {host_address(v.prefix) for v in config.vips}

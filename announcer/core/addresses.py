@@ -28,12 +28,15 @@ def host_address(prefix: str) -> str | None:
     return str(network.network_address)
 
 
-def address_present(prefix: str, addresses: Set[str] | None) -> bool:
+def address_present(
+    prefix: str, addresses: Set[str] | None, host: str | object | None = ...
+) -> bool:
     """Whether the host holds the VIP: its address (host route), or any address inside it (a
-    subnet announced with allow_subnet). Unknown (no netlink dump yet) counts as missing."""
+    subnet announced with allow_subnet). Unknown (no netlink dump yet) counts as missing.
+    `host` is the prefix's `host_address`, when the caller has it already."""
     if addresses is None:
         return False
-    address = host_address(prefix)
+    address = host_address(prefix) if host is ... else host
     if address is not None:
         return address in addresses
     network = ipaddress.ip_network(prefix)

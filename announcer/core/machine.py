@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from .addresses import AddressGuard, address_present
+from .addresses import AddressGuard
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
 from .hysteresis import CheckState, Health, effective_health, shifted
@@ -510,7 +510,7 @@ class _Step:
     def _address_missing(self, vip: VipSpec) -> bool:
         if vip.address is AddressGuard.IGNORE or self.addresses is None:
             return False
-        return not address_present(vip.prefix, self.addresses)
+        return not vip.on_host(self.addresses)
 
     @property
     def addresses(self) -> frozenset[str] | None:
@@ -757,9 +757,9 @@ def _on_addresses(s: _Step, event: Addresses) -> None:
     for vip in s.spec.vips:
         if vip.address is AddressGuard.IGNORE:
             continue
-        now_present = address_present(vip.prefix, event.present)
+        now_present = vip.on_host(event.present)
         # the first report decides every guarded VIP (it was waiting for it)
-        if before is None or now_present != address_present(vip.prefix, before):
+        if before is None or now_present != vip.on_host(before):
             changed.append(vip.prefix)
             if before is not None or not now_present:
                 s.log(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .addresses import AddressGuard
+from .addresses import AddressGuard, address_present, host_address
 from .dampening import DampeningPolicy
 from .drain import DrainTiming
 from .model import Route
@@ -41,6 +41,15 @@ class VipSpec:
     weight: WeightSpec | None = None
     # the configuration's default is REQUIRE; plain specs (tests, simulations) ignore it
     address: AddressGuard = AddressGuard.IGNORE
+    # the address of a host route, parsed once (decisions ask for it on every probe result)
+    host: str | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", host_address(self.prefix))
+
+    def on_host(self, addresses: frozenset[str] | None) -> bool:
+        """Whether the host holds this VIP's address (unknown addresses: no)."""
+        return address_present(self.prefix, addresses, self.host)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,3 +81,38 @@ def test_manage_without_cap_net_admin_fails_clearly_and_announces_nothing(tmp_pa
     assert "CAP_NET_ADMIN" in stderr
     assert "Traceback" not in stderr
     assert not [line for line in stdout.splitlines() if line.startswith("announce")]
+
+
+async def test_a_refused_assign_undoes_only_what_it_added(monkeypatch):
+    """A reload whose new managed VIP cannot be assigned is refused; the addresses of the
+    VIPs already running (routes out there) stay where they are."""
+    from announcer.app import address_keeper
+    from announcer.host.addresses import AddressError
+
+    on_lo = {"192.0.2.55"}
+    removed: list[str] = []
+
+    async def assign(address: str, interface: str) -> bool:
+        if address == "192.0.2.57":
+            raise AddressError("refused")
+        if address in on_lo:
+            return False
+        on_lo.add(address)
+        return True
+
+    async def unassign(address: str, interface: str) -> bool:
+        removed.append(address)
+        on_lo.discard(address)
+        return True
+
+    monkeypatch.setattr(address_keeper, "assign", assign)
+    monkeypatch.setattr(address_keeper, "unassign", unassign)
+    keeper = address_keeper.AddressKeeper(lambda: None, None)  # type: ignore[arg-type]
+    first = parse_config(config(addresses={"mode": "manage"}))
+    await keeper.assign_for(first)
+    assert set(keeper.owned) == {"192.0.2.55"}
+    vips = [{"prefix": f"192.0.2.{n}/32", "checks": ["web"]} for n in (55, 56, 57)]
+    with pytest.raises(AddressError):
+        await keeper.assign_for(parse_config(config(addresses={"mode": "manage"}, vips=vips)))
+    assert removed == ["192.0.2.56"]  # the one this attempt added; .55 stays
+    assert on_lo == {"192.0.2.55"} and set(keeper.owned) == {"192.0.2.55"}
