@@ -224,7 +224,17 @@ class CheckConfig(_Strict):
     nginx: NginxProbeConfig | None = Field(default=None, description="nginx stub_status page")
     interval: Duration = Field(default=1.0, gt=0, description="time between probes when settled")
     fast_interval: Duration = Field(
-        default=0.1, gt=0, description="time between probes while a change is being confirmed"
+        default=0.05,
+        gt=0,
+        description="time between probes while a change is being confirmed: rises, and "
+        "failures that could be a slow moment (a timeout, a reset)",
+    )
+    confirm_interval: Duration = Field(
+        default=0.02,
+        gt=0,
+        description="time between probes confirming a failure the service stated (refused, "
+        "a bad status, a closed frontend); a refusal after the watched connection ended is "
+        "certain and confirms at once",
     )
     timeout: Duration = Field(default=0.5, gt=0, description="a probe that takes longer fails")
     rise: int = Field(default=3, ge=1, le=100, description="successes needed to become up")
@@ -253,6 +263,8 @@ class CheckConfig(_Strict):
             raise ValueError(f"timeout ({self.timeout:g}s) must be shorter than interval")
         if self.fast_interval > self.interval:
             raise ValueError("fast_interval must not be longer than interval")
+        if self.confirm_interval > self.fast_interval:
+            raise ValueError("confirm_interval must not be longer than fast_interval")
         if self.ttl is not None and self.ttl <= self.interval + self.timeout:
             raise ValueError("ttl must be longer than interval + timeout")
         return self

@@ -57,6 +57,15 @@ def lost_between(results: list[dict[str, Any]], start: float, end: float) -> int
     return sum(1 for r in results if not r["ok"] and start <= r["t"] <= end)
 
 
+def phases(rounds: int) -> list[float]:
+    """Where in the probe cycle each round's failure falls, as a share of the cycle: random,
+    one in each of `rounds` equal slices, shuffled (stratified: the median of a few rounds then
+    says what the system does, not how lucky the draw was)."""
+    out = [(index + random.random()) / rounds for index in range(rounds)]
+    random.shuffle(out)
+    return out
+
+
 def failover_rounds(
     lab: Lab, host: str, rounds: int, cycle_s: float, client_log: Path
 ) -> list[Round]:
@@ -65,10 +74,10 @@ def failover_rounds(
     address = lab.host(host).v4
     out: list[Round] = []
     marks: list[tuple[str, float, float, float, float]] = []
-    for index in range(rounds):
+    for index, phase in enumerate(phases(rounds)):
         signum = signal.SIGTERM if index % 2 == 0 else signal.SIGKILL
         wait_present(lab, address)
-        time.sleep(1.0 + random.uniform(0, cycle_s))
+        time.sleep(1.0 + phase * cycle_s)
         t0 = time.time()
         lab.stop_service(host, signum)
         t1 = wait_gone(lab, address)
@@ -81,6 +90,26 @@ def failover_rounds(
     results = read_client(client_log)
     for name, t0, t1, t2, t3 in marks:
         out.append(Round(name, t1 - t0, t3 - t2, lost_between(results, t0, t1 + 0.05), t0, t1))
+    return out
+
+
+def unhealthy_rounds(lab: Lab, host: str, rounds: int, cycle_s: float) -> list[dict[str, float]]:
+    """The health endpoint answers 500 while nginx keeps listening (nothing closes: only a probe
+    can see it), at a random point of the probe cycle; time until the router drops the host,
+    and until it is back once the endpoint answers 200 again."""
+    address = lab.host(host).v4
+    out = []
+    for phase in phases(rounds):
+        wait_present(lab, address)
+        time.sleep(1.0 + phase * cycle_s)
+        t0 = time.time()
+        lab.set_health_failing(host, True)
+        t1 = wait_gone(lab, address)
+        time.sleep(0.3)
+        t2 = time.time()
+        lab.set_health_failing(host, False)
+        t3 = wait_present(lab, address)
+        out.append({"failover_s": t1 - t0, "recovery_s": t3 - t2, "t0": t0, "t1": t1})
     return out
 
 

@@ -70,14 +70,48 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _rounds(results: dict[str, Any], section: str, system: str = "announcer") -> list[Any]:
+    data = results.get("failover", {}).get(system, {})
+    return list(data.get(section) or [])
+
+
 def _goals(results: dict[str, Any]) -> list[str]:
     """The targets from the issue, checked against this run."""
     rows: list[tuple[str, bool | None, str]] = []
-    ours = results["failover"].get("announcer", {}).get("rounds", [])
+
+    def at_most(goal: str, value: float, limit: float, text: str) -> None:
+        rows.append((goal, value <= limit, text))
+
+    ours = _rounds(results, "rounds")
     if ours:
         fo = summary([r["failover_s"] for r in ours])
-        rows.append(("failover median <= 0.3 s", fo["median"] <= 0.3, f"{fo['median']:.3f} s"))
-        rows.append(("failover max <= 0.6 s", fo["max"] <= 0.6, f"{fo['max']:.3f} s"))
+        at_most(
+            "failover, nginx stopped: median <= 0.12 s", fo["median"], 0.12, f"{fo['median']:.3f} s"
+        )
+        at_most("failover, nginx stopped: max <= 0.2 s", fo["max"], 0.2, f"{fo['max']:.3f} s")
+    sick = _rounds(results, "unhealthy")
+    if sick:
+        un = summary([r["failover_s"] for r in sick])
+        at_most(
+            "failover, /health answers 500: median <= 0.65 s",
+            un["median"],
+            0.65,
+            f"{un['median']:.3f} s",
+        )
+        at_most("failover, /health answers 500: max <= 1.2 s", un["max"], 1.2, f"{un['max']:.3f} s")
+    if ours:
+        rec = summary([r["recovery_s"] for r in ours])
+        at_most(
+            "recovery, nginx started: median <= 0.3 s", rec["median"], 0.3, f"{rec['median']:.3f} s"
+        )
+    cold = [
+        r["seconds"]
+        for r in results.get("cold_start", {}).get("announcer", {}).get("rounds", [])
+        if "seconds" in r
+    ]
+    if cold:
+        median = summary(cold)["median"]
+        at_most("cold start, 3 hosts: median <= 1.5 s", median, 1.5, f"{median:.3f} s")
     death = [
         r["both_s"]
         for r in results.get("host_death", {}).get("announcer", {}).get("rounds", [])
@@ -85,43 +119,37 @@ def _goals(results: dict[str, Any]) -> list[str]:
     ]
     if death:
         hd = summary(death)
-        rows.append(
-            ("host death, both FIBs: median <= 0.4 s", hd["median"] <= 0.4, f"{hd['median']:.3f} s")
+        at_most(
+            "host death, both FIBs: median <= 0.4 s", hd["median"], 0.4, f"{hd['median']:.3f} s"
         )
-        rows.append(("host death, both FIBs: max <= 0.6 s", hd["max"] <= 0.6, f"{hd['max']:.3f} s"))
+        at_most("host death, both FIBs: max <= 0.6 s", hd["max"], 0.6, f"{hd['max']:.3f} s")
     big = [r for r in results["scale"].get("announcer", []) if r.get("vips") == 1000 and "cpu" in r]
     if big:
         r = big[0]
-        rows.append(
-            (
-                "1000 VIPs all in the FIB within 10 s",
-                r["all_in_fib_s"] <= 10,
-                f"{r['all_in_fib_s']:.1f} s",
-            )
+        at_most(
+            "1000 VIPs all in the FIB within 10 s",
+            r["all_in_fib_s"],
+            10,
+            f"{r['all_in_fib_s']:.1f} s",
         )
-        rows.append(
-            ("1000 VIPs: CPU <= 15% of one core", r["cpu"] <= 0.15, f"{100 * r['cpu']:.1f}%")
+        at_most("1000 checks/s: CPU <= 8% of one core", r["cpu"], 0.08, f"{100 * r['cpu']:.1f}%")
+        at_most(
+            "1000 VIPs: RSS <= 150 MB",
+            r["rss_mib"] * 1.048576,
+            150,
+            f"{r['rss_mib'] * 1.048576:.0f} MB",
         )
-        rows.append(
-            (
-                "1000 VIPs: RSS <= 150 MB",
-                r["rss_mib"] * 1.048576 <= 150,
-                f"{r['rss_mib'] * 1.048576:.0f} MB",
-            )
-        )
-        rows.append(
-            (
-                "steady state: 0 UPDATEs/min",
-                r["updates_per_min"] == 0,
-                f"{r['updates_per_min']:.0f}",
-            )
+        at_most(
+            "steady state: 0 UPDATEs/min", r["updates_per_min"], 0, f"{r['updates_per_min']:.0f}"
         )
     jitter = results.get("jitter")
     if jitter:
         clean = jitter["updates"] == 0 and jitter["fib_samples_missing"] == 0
+        reloads = jitter.get("reloads", 0)
         rows.append(
             (
-                f"no false withdrawal in {_duration(jitter['seconds'])} of jitter",
+                f"no false withdrawal: {_duration(jitter['seconds'])} of jitter"
+                + (f" and {reloads} nginx reloads" if reloads else ""),
                 clean,
                 f"{jitter['updates']} UPDATEs",
             )
@@ -154,7 +182,8 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         "## Failover and recovery",
         "",
         "nginx on one host is stopped (SIGTERM and SIGKILL in turn) at a random point of the "
-        "probe cycle; failover is the time until the router's kernel FIB no longer has the host "
+        "probe cycle (stratified: each round in its own slice of the cycle, shuffled); failover "
+        "is the time until the router's kernel FIB no longer has the host "
         "as a next hop (`ip -n r1 -j route`, polled every 2 ms). Recovery is from nginx starting "
         "again until the host is back. Lost requests are the client's failed requests between "
         "the stop and the FIB change.",
@@ -189,14 +218,73 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         out.append(f"\n{sig} only (median/max): " + "; ".join(cells) + ".")
     ours = results["failover"]["announcer"].get("breakdown")
     if ours:
+        times = {k: v for k, v in ours.items() if isinstance(v, float | int)}
+        evidence = ours.get("evidence") or {}
         out += [
             "",
             "Where this plugin's failover time goes (medians, from its own log and the FIB): "
-            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in ours.items())
-            + ". *detect*: stop to first failed probe (a watched connection closes at once); "
-            "*confirm*: the remaining `fall - 1` probes at `fast_interval`; *exabgp*: until "
-            "ExaBGP acknowledged the withdraw; *router*: until FRR's route left the kernel.",
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in times.items())
+            + ". *detect*: stop to the first failed probe (the watched connection closes at "
+            "once); *confirm*: from there to the check's verdict, which depends on the evidence "
+            "(a refusal right after the watched connection ended is certain: no more probes; a "
+            "refusal or bad status alone: `fall - 1` more at `confirm_interval`; a timeout: at "
+            "`fast_interval`); *exabgp*: until ExaBGP acknowledged the withdraw; *router*: "
+            "until the route left r1's kernel: bgpd batches received routes for 50 ms before "
+            "handing them to zebra (built in), and the lab's zebra has `zebra work-queue 0` "
+            "(see docs/router.md).",
         ]
+        if evidence:
+            out.append(
+                "\nThe deciding evidence, rounds per kind: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(evidence.items()))
+                + "."
+            )
+    sick_rows = [
+        (system, _rounds(results, "unhealthy", system.name))
+        for system in SYSTEMS
+        if _rounds(results, "unhealthy", system.name)
+    ]
+    if sick_rows:
+        out += [
+            "",
+            "### The health endpoint answers 500 while nginx listens",
+            "",
+            "Nothing closes, so only the next probe can see it: at `interval` 1 s the failure is "
+            "noticed half an interval later on average. Failover is until r1's FIB drops the "
+            "host; recovery from /health answering 200 again until it is back.",
+            "",
+            "| system | rounds | failover median | p95 | max | recovery median |",
+            "|---|---|---|---|---|---|",
+        ]
+        for system, rows in sick_rows:
+            fo = summary([r["failover_s"] for r in rows])
+            rec = summary([r["recovery_s"] for r in rows])
+            out.append(
+                f"| {system.label} | {len(rows)} | {_fmt(fo['median'])} s | {_fmt(fo['p95'])} s "
+                f"| {_fmt(fo['max'])} s | {_fmt(rec['median'])} s |"
+            )
+    cold = results.get("cold_start", {})
+    if cold:
+        out += [
+            "",
+            "## Cold start",
+            "",
+            "nginx runs and the routers wait; every host's ExaBGP (which starts its announcer) "
+            "is started at once. Measured: until both routers' FIBs hold all three hosts. The "
+            "three hosts share the lab machine's two cores, so their start-ups compete for CPU.",
+            "",
+            "| system | rounds | median | max |",
+            "|---|---|---|---|",
+        ]
+        for system in SYSTEMS:
+            rows = [
+                r["seconds"] for r in cold.get(system.name, {}).get("rounds", []) if "seconds" in r
+            ]
+            if rows:
+                c = summary(rows)
+                out.append(
+                    f"| {system.label} | {len(rows)} | {_fmt(c['median'])} s | {_fmt(c['max'])} s |"
+                )
     deaths = results.get("host_death", {})
     if deaths:
         out += [
@@ -295,7 +383,9 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         "",
         f"This plugin ran {_duration(jitter['seconds'])} against a health endpoint whose "
         f"latency is uniform between 0 and {jitter['max_delay_s']} s (half the "
-        f"{jitter['timeout_s']} s timeout): the router received {jitter['updates']} UPDATEs "
+        f"{jitter['timeout_s']} s timeout), while nginx (the other check's service) was "
+        f"reloaded {jitter.get('reloads', 0)} times: the router received "
+        f"{jitter['updates']} UPDATEs "
         f"from that host and its FIB was missing it in {jitter['fib_samples_missing']} of the "
         "samples taken every 200 ms.",
     ]

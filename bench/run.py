@@ -27,8 +27,10 @@ from announcer.lab.topology import LAB_BGP_SECRET, ROUTERS, LbHost
 from .measure import (
     failover_rounds,
     lost_between,
+    phases,
     read_client,
     sample_usage,
+    unhealthy_rounds,
     wait_gone,
     wait_present,
 )
@@ -98,7 +100,7 @@ def make_lab(
     return lab
 
 
-def bench_failover(system: System, rounds: int, drains: int) -> dict[str, Any]:
+def bench_failover(system: System, rounds: int, drains: int, unhealthy: int = 0) -> dict[str, Any]:
     lab = make_lab(system)
     try:
         lab.up()
@@ -111,12 +113,17 @@ def bench_failover(system: System, rounds: int, drains: int) -> dict[str, Any]:
         cycle = 5.0 if system is HEALTHCHECK_DEFAULT else 1.0
         log(f"{system.name}: {rounds} failover rounds")
         results = failover_rounds(lab, "lb1", rounds, cycle, client_log)
+        unhealthy_rows = []
+        if unhealthy:
+            log(f"{system.name}: {unhealthy} rounds of a health endpoint answering 500")
+            unhealthy_rows = unhealthy_rounds(lab, "lb1", unhealthy, cycle)
         drain_rows = bench_drains(lab, system, drains, client_log)
         client.terminate()
         client.wait(5)
         all_requests = read_client(client_log)
         return {
             "rounds": [asdict(r) for r in results],
+            "unhealthy": unhealthy_rows,
             "drains": drain_rows,
             "requests": len(all_requests),
             "breakdown": breakdown(lab, results) if system.is_ours else None,
@@ -158,7 +165,7 @@ def bench_drains(lab: Lab, system: System, drains: int, client_log: Path) -> lis
     return rows
 
 
-def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
+def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, Any]:
     """Where the time goes, from the plugin's log: first failed probe, verdict, ExaBGP ack,
     and the router's FIB."""
     events = []
@@ -169,8 +176,10 @@ def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
             except ValueError:
                 continue
     parts: dict[str, list[float]] = {"detect": [], "confirm": [], "exabgp": [], "router": []}
+    evidence: dict[str, int] = {}
     for r in rounds:
         window = [e for e in events if r.t0 <= e["ts"] <= r.t1 + 0.01]
+        # the first failed probe: "failed, confirming", or at once "is down" (certain)
         first = next(
             (
                 e["ts"]
@@ -179,6 +188,10 @@ def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
             ),
             None,
         )
+        deciding = next((e for e in window if e["msg"].endswith(" is down")), None)
+        if deciding is not None:
+            kind = str(deciding.get("evidence", "weak"))
+            evidence[kind] = evidence.get(kind, 0) + 1
         down = next((e["ts"] for e in window if e["msg"].endswith(" is down")), None)
         synced = next(
             (e["ts"] for e in window if e["msg"] == "routes synced" and e.get("withdrawn")), None
@@ -189,7 +202,41 @@ def breakdown(lab: Lab, rounds: list[Any]) -> dict[str, float]:
         parts["confirm"].append(down - first)
         parts["exabgp"].append(synced - down)
         parts["router"].append(r.t1 - synced)
-    return {k: sorted(v)[len(v) // 2] for k, v in parts.items() if v}
+    out: dict[str, Any] = {k: sorted(v)[len(v) // 2] for k, v in parts.items() if v}
+    out["evidence"] = evidence  # how the deciding results spoke, rounds per kind
+    return out
+
+
+def bench_cold_start(system: System, rounds: int) -> dict[str, Any]:
+    """Every host's ExaBGP (and so its announcer) starts at once, with nginx up and the routers
+    waiting: how long until both routers' FIBs hold all three hosts."""
+    lab = make_lab(system)
+    try:
+        lab.up()
+        lab.wait_fib(ALL, timeout=60)
+        rows = []
+        for number in range(rounds):
+            for name in ALL:
+                lab.stop_exabgp(name)
+            deadline = time.monotonic() + 30
+            while any(lab.fib(router=r.name) for r in ROUTERS) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(1.5)  # the routers have cleaned up and try to connect again
+            t0 = time.monotonic()
+            for name in ALL:
+                lab.start_exabgp(name)
+            try:
+                lab.wait_fib(ALL, timeout=30)
+                seconds = time.monotonic() - t0
+            except Exception as exc:  # the lab's own timeout: reported, not fatal
+                rows.append({"error": f"round {number}: {exc}"})
+                continue
+            rows.append({"seconds": seconds})
+            log(f"{system.name}: cold start round {number}: {seconds:.3f}s")
+        return {"rounds": rows}
+    finally:
+        lab.down()
+        shutil.rmtree(lab.workdir, ignore_errors=True)
 
 
 def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
@@ -275,8 +322,9 @@ def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
         shutil.rmtree(lab.workdir, ignore_errors=True)
 
 
-def bench_jitter(seconds: float) -> dict[str, Any]:
-    """No false withdrawal while the health endpoint's latency jitters up to half the timeout."""
+def bench_jitter(seconds: float, reloads: int) -> dict[str, Any]:
+    """No false withdrawal while the health endpoint's latency jitters up to half the timeout,
+    and nginx (the other check's service) is reloaded `reloads` times along the way."""
     timeout_s = 0.5
 
     def jittery(config: dict[str, Any]) -> None:
@@ -304,13 +352,21 @@ def bench_jitter(seconds: float) -> dict[str, Any]:
         before = lab.updates_received("lb1")
         missing = 0
         began = time.monotonic()
+        # the reloads, evenly spread, each at a random point of its slice
+        due = [began + seconds * phase for phase in sorted(phases(reloads))]
+        done = 0
         while time.monotonic() - began < seconds:
             if address not in lab.fib():
                 missing += 1
+            if due and time.monotonic() >= due[0]:
+                due.pop(0)
+                lab.reload_service("lb1")
+                done += 1
             time.sleep(0.2)
         updates = lab.updates_received("lb1") - before
         return {
             "seconds": seconds,
+            "reloads": done,
             "updates": updates,
             "fib_samples_missing": missing,
             "max_delay_s": timeout_s / 2,
@@ -360,6 +416,15 @@ def main(argv: list[str] | None = None) -> int:
         else {"announcer": 24, "healthcheck-tuned": 24, "healthcheck-default": 20}
     )
     drains = 1 if quick else 6
+    unhealthy = (
+        {"announcer": 4, "healthcheck-tuned": 4}
+        if quick
+        else {
+            "announcer": 24,
+            "healthcheck-tuned": 12,
+        }
+    )
+    cold_rounds = 3 if quick else 12
     scales = {
         "announcer": (1, 100, 1000),
         "healthcheck-tuned": (1, 100),
@@ -385,7 +450,14 @@ def main(argv: list[str] | None = None) -> int:
         raw.write_text(json.dumps(results, indent=2))
 
     for system in SYSTEMS:
-        results["failover"][system.name] = bench_failover(system, rounds[system.name], drains)
+        results["failover"][system.name] = bench_failover(
+            system, rounds[system.name], drains, unhealthy.get(system.name, 0)
+        )
+        save()
+    results["cold_start"] = {}
+    for system in (ANNOUNCER, HEALTHCHECK_TUNED):
+        log(f"{system.name}: {cold_rounds} cold starts")
+        results["cold_start"][system.name] = bench_cold_start(system, cold_rounds)
         save()
     death_rounds = 3 if quick else 12
     results["host_death"] = {}
@@ -406,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
     log(f"announcer: {jitter_seconds:.0f}s with a jittery health endpoint")
-    results["jitter"] = bench_jitter(jitter_seconds)
+    results["jitter"] = bench_jitter(jitter_seconds, 3 if quick else 20)
     save()
     from .report import render
 

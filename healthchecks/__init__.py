@@ -16,9 +16,10 @@ from .http_probe import HttpProbe, HttpProbeConfig
 from .nginx_probe import NginxProbe, NginxProbeConfig
 from .runner import run_probe
 from .tcp_probe import TcpProbe, TcpProbeConfig
-from .watch import Endpoint, endpoint_of, watch
+from .watch import DOWN_RETRY_S, Endpoint, Watcher, endpoint_of
 
 __all__ = [
+    "DOWN_RETRY_S",
     "PROBE_TYPES",
     "Endpoint",
     "ExecProbe",
@@ -35,10 +36,10 @@ __all__ = [
     "ProbeResult",
     "TcpProbe",
     "TcpProbeConfig",
+    "Watcher",
     "build_probe",
     "endpoint_of",
     "run_probe",
-    "watch",
 ]
 
 ProbeConfig = Annotated[

@@ -3,17 +3,24 @@
 A probe finds a stopped nginx only at its next run, up to a whole interval later. A stopped
 or killed server closes its connections, and the kernel does so for a killed one, so an idle
 connection held open to the same port ends the moment the service does. The watcher then asks
-for a probe right away; the probe (connection refused) and the hysteresis decide as usual, so
-a watcher can only make detection faster, never cause a withdrawal by itself.
+for a probe right away, and says what it saw (`listener_gone`): the probe and the hysteresis
+decide, so a watcher can make detection faster and the evidence stronger, but never withdraws
+by itself.
 
 A reload is not a stop: `nginx -s reload`, nginx's binary upgrade and HAProxy's master-worker
 reload keep the listening socket and retire the old workers, which close their idle
 connections. So when the held connection ends, the watcher connects again at once: if the
 listener answers, it was a reload, and the checks are left alone; only a refused connection
-wakes them. For an HTTP endpoint the held connection is a real idle keep-alive connection (one
-HEAD of the check's own path, answered, then nothing): old workers close those at once when
-they retire, where a connection that never sent a request would keep an old nginx worker alive
-until `client_header_timeout`, an old HAProxy until `timeout client`.
+wakes them. A new connection that is accepted but then reset without an answer counts as
+refused: that is a dying server whose listening socket outlived its workers for a moment
+(nginx's master after SIGTERM). For an HTTP endpoint the held connection is a real idle
+keep-alive connection (one HEAD of the check's own path, answered, then nothing): old workers
+close those at once when they retire, where a connection that never sent a request would keep
+an old nginx worker alive until `client_header_timeout`, an old HAProxy until `timeout client`.
+
+While the service is down the watcher tries to connect every `DOWN_RETRY_S`: a refused connect
+on the same host costs microseconds, and the first one that succeeds wakes the checks, so a
+restarted service is probed within milliseconds of listening again.
 """
 
 from __future__ import annotations
@@ -32,12 +39,14 @@ from .http_probe import HttpProbeConfig
 from .nginx_probe import NginxProbeConfig
 from .tcp_probe import TcpProbeConfig
 
-__all__ = ["Endpoint", "endpoint_of", "watch"]
+__all__ = ["DOWN_RETRY_S", "Endpoint", "Watcher", "endpoint_of"]
 
 # a connection the server closes sooner than this was not a real idle connection (a server
 # that closes idle sockets at once): back off instead of asking for probes in a loop
 MIN_LIFETIME_S = 1.0
 KEEP_ALIVE_TIMEOUT_S = 1.0
+# while nothing listens: how often to try again (a restart is noticed this fast)
+DOWN_RETRY_S = 0.025
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +88,22 @@ def endpoint_of(
     return None
 
 
+class _Unserved(OSError):
+    """Accepted, then closed or reset before any answer: a server on its way out."""
+
+
 async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     if endpoint.path:
         return await asyncio.open_unix_connection(endpoint.path)
     reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
     if endpoint.http_path is not None:
-        # no answer: hold the bare connection, as for a TCP endpoint
-        with contextlib.suppress(
-            OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
-        ):
+        try:
             await asyncio.wait_for(_keep_alive(endpoint, reader, writer), KEEP_ALIVE_TIMEOUT_S)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            writer.close()
+            raise _Unserved(f"{endpoint}: closed without an answer") from exc
+        except (TimeoutError, asyncio.LimitOverrunError):
+            pass  # slow or odd, but there: hold the bare connection, as for a TCP endpoint
     return reader, writer
 
 
@@ -119,36 +134,53 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.wait_closed()
 
 
-async def watch(endpoint: Endpoint, on_change: Callable[[], None], retry_s: float) -> None:
-    """Run forever: hold a connection to `endpoint`. When it ends, connect again at once: if
-    that is refused, call `on_change` (the service stopped); if it succeeds, hold the new one
-    quietly (a reload). Also call `on_change` when a connection succeeds again after failing
-    (the service is probably back)."""
-    backoff = 0.05
-    was_down = False
-    just_lost = False  # the held connection has just ended
-    short = False  # ...and it lived less than MIN_LIFETIME_S
-    while True:
-        try:
-            reader, writer = await _connect(endpoint)
-        except OSError:
-            if just_lost:
-                on_change()  # the listener is gone too: a stop, not a reload
-            # nothing to hold (the service is down): the probes see that; try again later
+class Watcher:
+    """Hold a connection to `endpoint`, forever (`run`). When it ends, connect again at once:
+    refused (or reset unanswered) means the service stopped: `listener_gone` becomes true and
+    `on_change` is called; a new connection that works was a reload, and nothing is called.
+    While the service is down, try every `down_retry_s`; the first connection that works
+    clears `listener_gone` and calls `on_change` again (the service is probably back)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        on_change: Callable[[], None],
+        retry_s: float,
+        down_retry_s: float = DOWN_RETRY_S,
+    ) -> None:
+        self.endpoint = endpoint
+        self.listener_gone = False
+        self._on_change = on_change
+        self._retry_s = retry_s
+        self._down_retry_s = down_retry_s
+
+    async def run(self) -> None:
+        backoff = 0.05
+        was_down = False
+        just_lost = False  # the held connection has just ended
+        short = False  # ...and it lived less than MIN_LIFETIME_S
+        while True:
+            try:
+                reader, writer = await _connect(self.endpoint)
+            except OSError:
+                if just_lost:
+                    self.listener_gone = True  # the listener is gone too: a stop, not a reload
+                    self._on_change()
+                just_lost = False
+                was_down = True
+                await asyncio.sleep(self._down_retry_s)
+                continue
+            if was_down:
+                was_down = False
+                self.listener_gone = False
+                self._on_change()
+            if short:
+                # a server that closes idle connections at once: do not reconnect in a loop
+                # (the reconnect itself came first: a stop is still seen at once)
+                await asyncio.sleep(backoff)
             just_lost = False
-            was_down = True
-            await asyncio.sleep(retry_s)
-            continue
-        if was_down:
-            was_down = False
-            on_change()
-        if short:
-            # a server that closes idle connections at once: do not reconnect in a loop (the
-            # reconnect itself came first: a stop is still seen at once)
-            await asyncio.sleep(backoff)
-        just_lost = False
-        connected_at = time.monotonic()
-        await _hold(reader, writer)
-        just_lost = True
-        short = time.monotonic() - connected_at < MIN_LIFETIME_S
-        backoff = min(backoff * 2, retry_s) if short else 0.05
+            connected_at = time.monotonic()
+            await _hold(reader, writer)
+            just_lost = True
+            short = time.monotonic() - connected_at < MIN_LIFETIME_S
+            backoff = min(backoff * 2, self._retry_s) if short else 0.05

@@ -114,7 +114,9 @@ class StateOwner:
                     extra={"vip": prefix, "verdict": str(new.verdict), "reason": str(new.reason)},
                 )
                 self._handlers.on_transition(effect)
-            case CheckChanged(check=check, new=health, reason=reason, detail=detail):
+            case CheckChanged(
+                check=check, new=health, reason=reason, detail=detail, evidence=evidence
+            ):
                 log.info(
                     "check %s is %s",
                     check,
@@ -124,6 +126,7 @@ class StateOwner:
                         "health": str(health),
                         "reason": reason,
                         "detail": detail,
+                        "evidence": evidence,
                     },
                 )
             case ProbeAgain(checks=checks):

@@ -25,6 +25,7 @@ from ..api.server import ApiState, build_app
 from ..config import Config, ConfigError, load_config
 from ..core import (
     Addresses,
+    CheckState,
     Drain,
     DrainFile,
     DrainPhase,
@@ -36,8 +37,9 @@ from ..core import (
     Stop,
     Tick,
     Transition,
-    confirming_after,
+    evidence_of,
     initial_state,
+    next_probe_in,
 )
 from ..core import Reload as ReloadEvent
 from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
@@ -144,7 +146,9 @@ class Plugin:
         self.exit_status = 0
 
     # ---------------------------------------------------------------- callbacks
-    def _on_result(self, check: str, result: ProbeResult, started: float) -> bool:
+    def _on_result(
+        self, check: str, result: ProbeResult, started: float, listener_gone: bool
+    ) -> float:
         self.metrics.observe_probe(check, result)
         event = ProbeDone(
             check,
@@ -155,12 +159,23 @@ class Plugin:
             result.capacity,
             result.metrics.get("active_connections"),
             started,
+            listener_gone,
         )
         # the cadence comes from the last published state: the result is folded in by the
         # state task, in order, without the runner waiting for it
         record = self.owner.state.checks.get(check)
         self.owner.post(event)
-        return record is None or confirming_after(record.state, result.ok)
+        spec = self.config.checks.get(check)
+        if spec is None:
+            return 1.0  # a check a reload removed: its runner is being cancelled
+        return next_probe_in(
+            record.state if record is not None else CheckState(),
+            result.ok,
+            evidence_of(result.ok, result.reason, listener_gone),
+            spec.interval,
+            spec.fast_interval,
+            spec.confirm_interval,
+        )
 
     def _on_neighbor(self, event: NeighborState) -> None:
         self.owner.post(Neighbor(event.peer, event.state))

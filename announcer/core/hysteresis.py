@@ -1,8 +1,20 @@
-"""Per-check rise/fall hysteresis, from an initial unknown state.
+"""Per-check rise/fall hysteresis, from an initial unknown state, weighed by the evidence.
 
 A check becomes UP after `rise` consecutive successes and DOWN after `fall` consecutive
-failures; until then it is UNKNOWN. While a state change is being confirmed the scheduler
-probes at the fast interval, so a change takes `fall` x `fast_interval`, not `fall` x `interval`.
+failures; until then it is UNKNOWN. While a change is being confirmed the scheduler probes
+sooner than `interval`, how much sooner depending on what the failure said:
+
+- WEAK: the probe could not tell (a timeout, a reset, a TLS error): a slow or overloaded server
+  looks like this for a moment, so the next probes wait `fast_interval`.
+- DEFINITE: the service answered, and the answer was no (a refused connection, a bad status, a
+  closed frontend): the next probes follow at `confirm_interval`, so `fall` still counts
+  repeated answers but the count takes tens of milliseconds.
+- CERTAIN: the listener is gone. The connection the watcher held to it ended, a new one was
+  refused, and this probe was refused too: three observations of one fact, so the check is DOWN
+  at once. A reload never looks like this (nginx and HAProxy keep the listening socket).
+
+Successes always confirm at `fast_interval`: `rise` guards against a service that comes back
+for a moment, and that takes time to see.
 """
 
 from __future__ import annotations
@@ -11,11 +23,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "DEFINITE_REASONS",
     "CheckState",
+    "Evidence",
     "Health",
     "confirming_after",
     "effective_health",
+    "evidence_of",
     "is_confirming",
+    "next_probe_in",
     "shifted",
     "step",
 ]
@@ -25,6 +41,40 @@ class Health(StrEnum):
     UNKNOWN = "unknown"
     UP = "up"
     DOWN = "down"
+
+
+class Evidence(StrEnum):
+    WEAK = "weak"
+    DEFINITE = "definite"
+    CERTAIN = "certain"
+
+
+# reason tokens (healthchecks) that are an answer from the service, not a silence
+DEFINITE_REASONS = frozenset(
+    {
+        "connection_refused",
+        "socket_missing",
+        "bad_status",
+        "body_mismatch",
+        "frontend_closed",
+        "frontend_missing",
+        "backend_missing",
+        "below_min_up",
+        "exit_nonzero",
+    }
+)
+# ...of which these say that nothing listens
+_NOTHING_LISTENS = frozenset({"connection_refused", "socket_missing"})
+
+
+def evidence_of(ok: bool, reason: str, listener_gone: bool = False) -> Evidence:
+    """How strongly one probe result speaks. `listener_gone`: the endpoint's watcher saw its
+    held connection end and a new connection refused, and has not connected since."""
+    if ok:
+        return Evidence.DEFINITE
+    if listener_gone and reason in _NOTHING_LISTENS:
+        return Evidence.CERTAIN
+    return Evidence.DEFINITE if reason in DEFINITE_REASONS else Evidence.WEAK
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +90,22 @@ class CheckState:
     since: float | None = None
 
 
-def step(state: CheckState, ok: bool, rise: int, fall: int, now: float) -> CheckState:
-    """Fold one probe result into the state."""
+def step(
+    state: CheckState,
+    ok: bool,
+    rise: int,
+    fall: int,
+    now: float,
+    evidence: Evidence = Evidence.WEAK,
+) -> CheckState:
+    """Fold one probe result into the state (a CERTAIN failure counts as `fall` failures)."""
     if ok:
         successes, failures = state.successes + 1, 0
         flips = state.health is not Health.UP and successes >= rise
         health = Health.UP if flips else state.health
     else:
-        successes, failures = 0, state.failures + 1
+        successes = 0
+        failures = max(state.failures + 1, fall if evidence is Evidence.CERTAIN else 0)
         flips = state.health is not Health.DOWN and failures >= fall
         health = Health.DOWN if flips else state.health
     return CheckState(
@@ -74,6 +132,23 @@ def confirming_after(state: CheckState, ok: bool) -> bool:
     if state.health is Health.UNKNOWN:
         return True
     return (state.health is Health.UP) != ok
+
+
+def next_probe_in(
+    state: CheckState,
+    ok: bool,
+    evidence: Evidence,
+    interval: float,
+    fast_interval: float,
+    confirm_interval: float,
+) -> float:
+    """Seconds from this probe's start to the next one, given the last published `state` and
+    this result: `interval` when nothing is being confirmed, else by the evidence (above)."""
+    if not confirming_after(state, ok):
+        return interval
+    if ok or evidence is Evidence.WEAK:
+        return fast_interval
+    return confirm_interval
 
 
 def effective_health(state: CheckState, now: float, ttl_s: float) -> Health:

@@ -25,7 +25,7 @@ from enum import StrEnum
 from .addresses import AddressGuard
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
-from .hysteresis import CheckState, Health, effective_health, shifted
+from .hysteresis import CheckState, Health, effective_health, evidence_of, shifted
 from .hysteresis import step as fold_result
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
@@ -80,6 +80,9 @@ class ProbeDone:
     capacity: float | None = None
     active_connections: float | None = None
     started_at: float | None = None  # monotonic; a failure that began before a stall is void
+    # the endpoint's watcher saw its held connection end and a new one refused (and has not
+    # connected since): a refusal is then certain evidence that nothing listens
+    listener_gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,7 @@ class CheckChanged:
     new: Health
     reason: str
     detail: str
+    evidence: str = "weak"  # how strongly the deciding result spoke (hysteresis.Evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,13 +599,23 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
     resumed_at = s.changes.get("resumed_at", s.state.resumed_at)
     assert isinstance(resumed_at, float)
     void = not event.ok and event.started_at is not None and event.started_at < resumed_at
+    evidence = evidence_of(event.ok, event.reason, event.listener_gone)
     state = (
-        record.state if void else fold_result(record.state, event.ok, spec.rise, spec.fall, s.now)
+        record.state
+        if void
+        else fold_result(record.state, event.ok, spec.rise, spec.fall, s.now, evidence)
     )
     s.w_checks()[event.check] = replace(record, state=state, last=last)
     if state.health is not record.state.health:
         s.effects.append(
-            CheckChanged(event.check, record.state.health, state.health, event.reason, event.detail)
+            CheckChanged(
+                event.check,
+                record.state.health,
+                state.health,
+                event.reason,
+                event.detail,
+                str(evidence),
+            )
         )
     elif not void and not event.ok and record.state.failures == 0:
         # the first failure of a run: what is being confirmed, and why (operators and the
@@ -612,6 +626,7 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
             check=event.check,
             reason=event.reason,
             detail=event.detail,
+            evidence=str(evidence),
         )
     affected: set[str] = set()
     if _effective_changed(s, event.check):

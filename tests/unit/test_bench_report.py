@@ -26,9 +26,19 @@ RESULTS = {
     "started": "2026-01-01 00:00 UTC",
     "failover": {
         "announcer": {
-            "rounds": rounds(0.27),
+            "rounds": rounds(0.07),
+            "unhealthy": [
+                {"failover_s": 0.3 + i / 10, "recovery_s": 0.2, "t0": 0.0, "t1": 1.0}
+                for i in range(6)
+            ],
             "drains": [{"fib_s": 0.4, "lost": 0}],
-            "breakdown": {"detect": 0.006, "confirm": 0.2, "exabgp": 0.003, "router": 0.06},
+            "breakdown": {
+                "detect": 0.006,
+                "confirm": 0.0,
+                "exabgp": 0.003,
+                "router": 0.052,
+                "evidence": {"certain": 4},
+            },
         },
         "healthcheck-tuned": {
             "rounds": rounds(2.6),
@@ -51,8 +61,13 @@ RESULTS = {
         ],
         "healthcheck-tuned": [{"vips": 1000, "error": "not run"}],
     },
+    "cold_start": {
+        "announcer": {"rounds": [{"seconds": 1.2}, {"seconds": 1.4}, {"error": "x"}]},
+        "healthcheck-tuned": {"rounds": [{"seconds": 2.0}]},
+    },
     "jitter": {
         "seconds": 30.0,
+        "reloads": 3,
         "updates": 0,
         "fib_samples_missing": 0,
         "max_delay_s": 0.25,
@@ -64,12 +79,18 @@ RESULTS = {
 def test_report_has_every_table_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     text = render(RESULTS, tmp_path)
-    assert "| announcer (defaults" in text and "0.285 s" in text  # max of 0.27..0.30
+    assert "| announcer (defaults" in text and "0.085 s" in text  # median of 0.07..0.10
     assert "| announcer | 1000 | 3.0 s | 13.3% | 69 MiB |" in text
     assert "| healthcheck-tuned | 1000 | not run |" in text
-    assert "detect 6 ms" in text
-    assert "| failover median <= 0.3 s | 0.285 s | yes |" in text
-    assert "| 1000 VIPs: CPU <= 15% of one core | 13.3% | yes |" in text
-    assert "| no false withdrawal in 30 s of jitter | 0 UPDATEs | yes |" in text
+    assert "detect 6 ms" in text and "certain 4" in text
+    assert "| failover, nginx stopped: median <= 0.12 s | 0.085 s | yes |" in text
+    assert "| failover, nginx stopped: max <= 0.2 s | 0.100 s | yes |" in text
+    # 0.3..0.8: median 0.55, max 0.8
+    assert "| failover, /health answers 500: median <= 0.65 s | 0.550 s | yes |" in text
+    assert "| recovery, nginx started: median <= 0.3 s | 0.500 s | NO |" in text
+    assert "| cold start, 3 hosts: median <= 1.5 s | 1.300 s | yes |" in text
+    assert "| 1000 checks/s: CPU <= 8% of one core | 13.3% | NO |" in text
+    assert "| no false withdrawal: 30 s of jitter and 3 nginx reloads | 0 UPDATEs | yes |" in text
+    assert "## Cold start" in text and "The health endpoint answers 500" in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000

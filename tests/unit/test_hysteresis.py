@@ -1,7 +1,16 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from announcer.core import CheckState, Health, effective_health, is_confirming, step
+from announcer.core import (
+    CheckState,
+    Evidence,
+    Health,
+    effective_health,
+    evidence_of,
+    is_confirming,
+    next_probe_in,
+    step,
+)
 
 
 def run(results, rise=3, fall=3):
@@ -89,3 +98,37 @@ def test_confirming_after_matches_the_folded_state_or_errs_towards_one_more_fast
                 folded = step(state, ok, rise=3, fall=3, now=1.0)
                 if is_confirming(folded):
                     assert confirming_after(state, ok), (state, ok)
+
+
+def test_evidence_weighs_what_the_failure_said():
+    assert evidence_of(False, "timeout") is Evidence.WEAK
+    assert evidence_of(False, "connection_reset", listener_gone=True) is Evidence.WEAK
+    assert evidence_of(False, "bad_status") is Evidence.DEFINITE
+    assert evidence_of(False, "connection_refused") is Evidence.DEFINITE
+    assert evidence_of(False, "connection_refused", listener_gone=True) is Evidence.CERTAIN
+    # a bad status comes from a listener that is there, whatever the watcher thinks
+    assert evidence_of(False, "bad_status", listener_gone=True) is Evidence.DEFINITE
+
+
+def test_only_a_certain_failure_skips_the_count():
+    up = run([True] * 3)
+    assert step(up, False, 3, 3, 10.0, Evidence.DEFINITE).health is Health.UP
+    assert step(up, False, 3, 3, 10.0, Evidence.CERTAIN).health is Health.DOWN
+    # a success after it starts the rise count as usual
+    down = step(up, False, 3, 3, 10.0, Evidence.CERTAIN)
+    assert step(down, True, 3, 3, 11.0).health is Health.DOWN
+
+
+def test_the_next_probe_comes_sooner_the_stronger_the_evidence():
+    up = run([True] * 3)
+    down = run([False] * 3)
+
+    def delay(state, ok, evidence):
+        return next_probe_in(state, ok, evidence, 1.0, 0.05, 0.02)
+
+    assert delay(up, True, Evidence.DEFINITE) == 1.0  # settled
+    assert delay(up, False, Evidence.WEAK) == 0.05  # a timeout: give it time
+    assert delay(up, False, Evidence.DEFINITE) == 0.02  # a refusal: count quickly
+    assert delay(down, False, Evidence.DEFINITE) == 1.0  # settled down
+    assert delay(down, True, Evidence.DEFINITE) == 0.05  # rise at the fast interval
+    assert delay(CheckState(), True, Evidence.DEFINITE) == 0.05  # start-up rises fast too

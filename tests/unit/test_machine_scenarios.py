@@ -50,6 +50,19 @@ SCENARIOS = {
         (0.1, FAIL, [W]),
         (0.1, FAIL, []),
     ],
+    "a refusal while the watcher says the listener is gone withdraws at once": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (1.0, ProbeDone("web", False, reason="connection_refused", listener_gone=True), [W]),
+        (0.05, OK, []),
+        (0.05, OK, [A]),
+    ],
+    "a timeout is never certain, whatever the watcher says": [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        (1.0, ProbeDone("web", False, reason="timeout", listener_gone=True), []),
+        (0.05, ProbeDone("web", False, reason="connection_refused"), [W]),
+    ],
     "a verdict past its TTL counts as down": [
         (0.1, OK, []),
         (0.1, OK, [A]),

@@ -153,10 +153,15 @@ class Simulation(RuleBasedStateMachine):
         ok=st.booleans(),
         dt=st.floats(0.01, 0.5),
         took=st.floats(0.0, 0.3),
+        reason=st.sampled_from(["timeout", "connection_refused", "bad_status"]),
+        gone=st.booleans(),
     )
-    def probe(self, name: str, ok: bool, dt: float, took: float) -> None:
+    def probe(self, name: str, ok: bool, dt: float, took: float, reason: str, gone: bool) -> None:
         started = self.h.now + dt - took
-        self._step(ProbeDone(name, ok, started_at=started), dt)
+        event = ProbeDone(
+            name, ok, "ok" if ok else reason, started_at=started, listener_gone=gone and not ok
+        )
+        self._step(event, dt)
         check = self.model.checks[name]
         if not ok and started < self.model.resumed_at:
             return  # began before a stall: void
@@ -166,7 +171,10 @@ class Simulation(RuleBasedStateMachine):
             if check.successes >= RISE:
                 check.health = "up"
         else:
-            check.successes, check.failures = 0, check.failures + 1
+            # a refusal while the watcher saw the listener go is certain: down at once
+            certain = gone and reason == "connection_refused"
+            check.successes = 0
+            check.failures = max(check.failures + 1, FALL) if certain else check.failures + 1
             if check.failures >= FALL:
                 check.health = "down"
         check.last_at = self.h.now

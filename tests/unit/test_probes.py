@@ -288,7 +288,7 @@ async def _end(watcher: asyncio.Task, server) -> None:
 
 
 async def test_watcher_reports_a_server_that_goes_away():
-    from healthchecks import Endpoint, watch
+    from healthchecks import Endpoint, Watcher
 
     lost = asyncio.Event()
     clients: list[asyncio.StreamWriter] = []
@@ -299,22 +299,36 @@ async def test_watcher_reports_a_server_that_goes_away():
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    watcher = asyncio.create_task(watch(Endpoint("127.0.0.1", port), lost.set, 1.0))
+    watcher = Watcher(Endpoint("127.0.0.1", port), lost.set, 1.0)
+    task = asyncio.create_task(watcher.run())
     try:
         async with asyncio.timeout(5):
             while not clients:
                 await asyncio.sleep(0.01)
-        assert not lost.is_set()
+        assert not lost.is_set() and not watcher.listener_gone
         await _stop_and_see_it(server, clients, lost)
+        assert watcher.listener_gone
+        # the service comes back on the same port: seen within a few retries, and the
+        # watcher no longer says the listener is gone
+        lost.clear()
+        server = await asyncio.start_server(hold, "127.0.0.1", port)
+        back_at = time.monotonic()
+        async with asyncio.timeout(2):
+            await lost.wait()
+        assert time.monotonic() - back_at < 0.5
+        assert not watcher.listener_gone
     finally:
-        await _end(watcher, server)
+        server.close()
+        for writer in clients:
+            writer.close()
+        await _end(task, server)
 
 
 async def test_watcher_tells_a_reload_from_a_stop():
     """Old workers closing their idle connections while the listener stays (a reload) wake
     nothing; the listener going away (a stop) does. HTTP: the held connection is a real idle
     keep-alive one, which retiring nginx and HAProxy workers close at once."""
-    from healthchecks import Endpoint, watch
+    from healthchecks import Endpoint, Watcher
 
     woken = asyncio.Event()
     requests: list[bytes] = []
@@ -331,7 +345,7 @@ async def test_watcher_tells_a_reload_from_a_stop():
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     watcher = asyncio.create_task(
-        watch(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
+        Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0).run()
     )
     try:
         for reloads in range(3):
@@ -348,6 +362,45 @@ async def test_watcher_tells_a_reload_from_a_stop():
         await _stop_and_see_it(server, held[-1:], woken)
     finally:
         await _end(watcher, server)
+
+
+async def test_watcher_counts_an_accepted_but_unanswered_reconnect_as_a_stop():
+    """nginx's master after SIGTERM: its workers have gone (the held connection closes) but
+    its listening socket lingers a moment, so a reconnect is accepted, then reset unanswered.
+    That is a stop, and must wake the checks at once, not be taken for a reload."""
+    from healthchecks import Endpoint, Watcher
+
+    woken = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+    dying = False
+
+    async def serve(reader, writer):
+        if dying:  # accepted by the kernel, never answered: closed
+            writer.transport.abort()
+            return
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        held.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
+    task = asyncio.create_task(watcher.run())
+    try:
+        async with asyncio.timeout(5):
+            while not held:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(1.1)
+        dying = True
+        held[0].close()  # the workers exit; the listener is still there
+        async with asyncio.timeout(0.5):
+            await woken.wait()
+        assert watcher.listener_gone
+    finally:
+        server.close()
+        await _end(task, server)
 
 
 def test_watch_endpoints():
