@@ -5,11 +5,10 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
-from ._lean_http import build_request, lean_get
+from ._lean_http import LeanClient, build_request
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
 
@@ -26,7 +25,9 @@ class HttpTarget(BaseModel):
     ca_file: str | None = Field(default=None, description="CA bundle to verify HTTPS against")
     insecure: bool = Field(default=False, description="do not verify HTTPS certificates")
     reuse_connections: bool = Field(
-        default=False, description="keep connections open between probes (hides a dead listener)"
+        default=True,
+        description="keep the connection open between probes (a stopped server closes it, so "
+        "a dead listener is still seen at once); false: a new connection for every probe",
     )
 
     @field_validator("url")
@@ -52,61 +53,38 @@ class Response:
 
 
 class HttpClient:
-    """Fetches the probe's URL. By default every probe opens a fresh connection (the lean client
-    below): a listener that died is seen on the next probe rather than hidden behind a pooled
-    socket, and a probe costs a fraction of a general HTTP client. `reuse_connections` keeps an
-    aiohttp session with a pool instead."""
+    """Fetches the probe's URL with the lean client: over one kept-alive connection by default,
+    or a fresh connection per probe (`reuse_connections: false`)."""
 
     def __init__(self, target: HttpTarget) -> None:
-        self._target = target
-        self._session: aiohttp.ClientSession | None = None
         url = URL(target.url)
-        self._host = url.host or ""
-        self._port = url.port or (443 if url.scheme == "https" else 80)
-        self._path = url.raw_path_qs or "/"
-        default_port = (url.scheme == "https" and self._port == 443) or (
-            url.scheme == "http" and self._port == 80
+        host = url.host or ""
+        port = url.port or (443 if url.scheme == "https" else 80)
+        path = url.raw_path_qs or "/"
+        default_port = (url.scheme == "https" and port == 443) or (
+            url.scheme == "http" and port == 80
         )
-        literal = f"[{self._host}]" if ":" in self._host else self._host
-        self._host_header = target.host or (literal if default_port else f"{literal}:{self._port}")
-        self._request = build_request(self._path, self._host_header)
-        self._ssl_context: ssl.SSLContext | None = None
+        literal = f"[{host}]" if ":" in host else host
+        host_header = target.host or (literal if default_port else f"{literal}:{port}")
+        ssl_context: ssl.SSLContext | None = None
         if url.scheme == "https":
-            context = ssl.create_default_context(cafile=target.ca_file)
+            ssl_context = ssl.create_default_context(cafile=target.ca_file)
             if target.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._ssl_context = context
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl_context or True, limit=4)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "announcer-healthcheck"},
-            )
-        return self._session
+                ssl_context.check_hostname = False
+                ssl_context.verify_mode = ssl.CERT_NONE
+        self._client = LeanClient(
+            host,
+            port,
+            build_request(path, host_header, keep_alive=target.reuse_connections),
+            ssl_context=ssl_context,
+            server_hostname=target.host or host,
+            limit=MAX_BODY_BYTES,
+            reuse=target.reuse_connections,
+        )
 
     async def get(self) -> Response:
-        if not self._target.reuse_connections:
-            status, body = await lean_get(
-                self._host,
-                self._port,
-                self._request,
-                ssl_context=self._ssl_context,
-                server_hostname=self._target.host or self._host,
-                limit=MAX_BODY_BYTES,
-            )
-            return Response(status, body.decode("utf-8", errors="replace"))
-        headers = {"Host": self._target.host} if self._target.host else None
-        async with self._get_session().get(
-            self._target.url, headers=headers, allow_redirects=False
-        ) as response:
-            raw = await response.content.read(MAX_BODY_BYTES)
-            return Response(response.status, raw.decode("utf-8", errors="replace"))
+        status, body = await self._client.get()
+        return Response(status, body.decode("utf-8", errors="replace"))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._client.close()

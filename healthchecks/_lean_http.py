@@ -1,9 +1,16 @@
-"""A minimal HTTP/1.1 GET over one fresh connection, on asyncio's protocol layer.
+"""A minimal HTTP/1.1 GET client on asyncio's protocol layer, one exchange at a time.
 
 Health probes of a thousand VIPs a second make the HTTP client the plugin's main cost, and a
 general client (pools, cookies, redirects, compression) spends most of its time on features a
-probe never uses. This one sends `Connection: close`, reads at most `limit` bytes of body, and
-understands Content-Length, chunked encoding and read-until-close. Nothing else.
+probe never uses. This one reads at most `limit` bytes of body and understands Content-Length,
+chunked encoding and read-until-close. Nothing else.
+
+`LeanClient` keeps its one connection open between probes when the server allows it (HTTP/1.1,
+no `Connection: close`, a body framed and read whole): no connect, accept and close per probe,
+which is most of a probe's cost on both sides. A reused connection that the server closed just
+as the request went out is retried once on a new connection (a GET is idempotent); any other
+failure is the probe's. A listener that goes away still shows at once: stopping servers close
+their connections, and the next probe then connects afresh and is refused.
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ import asyncio
 import socket
 import ssl
 import struct
-from typing import Any, cast
+from typing import cast
 
-__all__ = ["BadResponse", "build_request", "lean_get"]
+__all__ = ["BadResponse", "LeanClient", "build_request"]
 
 MAX_HEAD_BYTES = 16 * 1024
 _NO_LINGER = struct.pack("ii", 1, 0)
@@ -24,55 +31,169 @@ class BadResponse(Exception):
     pass
 
 
-class _Exchange(asyncio.Protocol):
-    def __init__(self, request: bytes, limit: int, done: asyncio.Future[tuple[int, bytes]]) -> None:
-        self._request = request
+class _Stale(Exception):
+    """A reused connection ended before any byte of the answer: send again on a new one."""
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._done = done
         self._buffer = bytearray()
+        self._done: asyncio.Future[tuple[int, bytes]] | None = None
         self._transport: asyncio.Transport | None = None
+        self.open = False
+        self.exchanges = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: trust the protocol, not the type
         self._transport = cast(asyncio.Transport, transport)
+        self.open = True
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            # close with a reset once the answer is in, as HAProxy's own checks do: no FIN
+            # a closed connection ends with a reset, as HAProxy's own checks do: no FIN
             # exchange and no TIME_WAIT socket per probe (a thousand a second add up)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
-        self._transport.write(self._request)
+
+    def send(self, request: bytes, done: asyncio.Future[tuple[int, bytes]]) -> None:
+        assert self._transport is not None
+        self._buffer.clear()
+        self._done = done
+        self.exchanges += 1
+        self._transport.write(request)
 
     def data_received(self, data: bytes) -> None:
+        if self._done is None or self._done.done():
+            self.close()  # nobody asked: a confused server; start afresh next time
+            return
         self._buffer += data
-        result = _complete(self._buffer, self._limit)
-        if result is not None and not self._done.done():
-            self._done.set_result(result)
-            assert self._transport is not None
-            self._transport.close()
+        try:
+            result = _complete(self._buffer, self._limit)
+        except BadResponse as exc:
+            self._fail(exc)
+            return
+        if result is not None:
+            status, body, reusable = result
+            if not reusable:
+                self.close()
+            self._done.set_result((status, body))
         elif len(self._buffer) > MAX_HEAD_BYTES + self._limit + 64 * 1024:
             self._fail(BadResponse("response too large"))
 
     def eof_received(self) -> bool:
-        result = _complete(self._buffer, self._limit, eof=True)
-        if result is None:
-            self._fail(BadResponse("connection closed before a complete response"))
-        elif not self._done.done():
-            self._done.set_result(result)
+        self.open = False
+        if self._done is not None and not self._done.done():
+            if not self._buffer and self.exchanges > 1:
+                self._fail(_Stale())
+                return False
+            try:
+                result = _complete(self._buffer, self._limit, eof=True)
+            except BadResponse as exc:
+                self._fail(exc)
+                return False
+            if result is None:
+                self._fail(BadResponse("connection closed before a complete response"))
+            else:
+                self._done.set_result(result[:2])
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._done.done():
-            self._fail(exc or BadResponse("connection closed before a complete response"))
+        self.open = False
+        if self._done is not None and not self._done.done():
+            if not self._buffer and self.exchanges > 1:
+                self._done.set_exception(_Stale())
+            else:
+                self._done.set_exception(
+                    exc or BadResponse("connection closed before a complete response")
+                )
 
     def _fail(self, exc: BaseException) -> None:
-        if not self._done.done():
+        if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
+        self.close()
+
+    def close(self) -> None:
+        self.open = False
         if self._transport is not None:
             self._transport.abort()
 
 
-def _complete(buffer: bytearray, limit: int, eof: bool = False) -> tuple[int, bytes] | None:
-    """(status, body) once the buffer holds a whole response (or `limit` bytes of body)."""
+class LeanClient:
+    """GETs one prepared request (see build_request) from host:port, over one kept connection
+    (`reuse`) or a new connection each time."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        request: bytes,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        limit: int = 64 * 1024,
+        reuse: bool = True,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._request = request
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname or host
+        self._limit = limit
+        self._reuse = reuse
+        self._connection: _Connection | None = None
+
+    async def get(self) -> tuple[int, bytes]:
+        connection = self._connection
+        if connection is not None and connection.open:
+            try:
+                return await self._exchange(connection)
+            except _Stale:
+                pass
+        return await self._exchange(await self._connect())
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        limit = self._limit
+        if self._ssl_context is not None:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(limit),
+                self._host,
+                self._port,
+                ssl=self._ssl_context,
+                server_hostname=self._server_hostname,
+            )
+        else:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(limit), self._host, self._port
+            )
+        self._connection = connection
+        return connection
+
+    async def _exchange(self, connection: _Connection) -> tuple[int, bytes]:
+        done: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        connection.send(self._request, done)
+        try:
+            result = await done
+        except BaseException:
+            # a timeout or an error mid-answer: what arrives later would be out of step
+            connection.close()
+            self._connection = None
+            raise
+        if not self._reuse:
+            connection.close()
+        return result
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _complete(
+    buffer: bytearray, limit: int, eof: bool = False
+) -> tuple[int, bytes, bool] | None:
+    """(status, body, reusable) once the buffer holds a whole response (or `limit` bytes of
+    body); `reusable`: the message ended exactly where the buffer does and the server keeps
+    the connection open."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         if len(buffer) > MAX_HEAD_BYTES or eof:
@@ -87,22 +208,35 @@ def _complete(buffer: bytearray, limit: int, eof: bool = False) -> tuple[int, by
     for line in head[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    keep = (
+        not eof
+        and parts[0] == "HTTP/1.1"
+        and "close" not in headers.get("connection", "").lower()
+        and status >= 200
+    )
     body = bytes(buffer[end + 4 :])
     if "chunked" in headers.get("transfer-encoding", "").lower():
         decoded = _dechunk(body, limit)
         if decoded is None:
-            return (status, body[:limit]) if eof or len(body) >= limit else None
-        return status, decoded
+            return (status, body[:limit], False) if eof or len(body) >= limit else None
+        data, used = decoded
+        return status, data, keep and used == len(body)
     length = headers.get("content-length")
     if length is not None and length.isdigit():
         wanted = min(int(length), limit)
-        return (status, body[:wanted]) if len(body) >= wanted or eof else None
-    if len(body) >= limit or eof or status in (204, 304) or 100 <= status < 200:
-        return status, body[:limit]
+        if len(body) >= wanted or eof:
+            return status, body[:wanted], keep and len(body) == int(length)
+        return None
+    if status in (204, 304):
+        return status, b"", keep and not body
+    if len(body) >= limit or eof or 100 <= status < 200:
+        return status, body[:limit], False  # read until close: the connection is spent
     return None
 
 
-def _dechunk(data: bytes, limit: int) -> bytes | None:
+def _dechunk(data: bytes, limit: int) -> tuple[bytes, int | None] | None:
+    """(body, bytes of `data` the whole message used, or None if cut at `limit`), or None
+    while incomplete."""
     out = bytearray()
     position = 0
     while True:
@@ -115,42 +249,23 @@ def _dechunk(data: bytes, limit: int) -> bytes | None:
         except ValueError:
             raise BadResponse("bad chunk size") from None
         if size == 0:
-            return bytes(out[:limit])
+            # the last chunk, then (no trailers from a health endpoint) an empty line
+            trailer_end = data.find(b"\r\n", line_end + 2)
+            if trailer_end < 0:
+                return None
+            return bytes(out[:limit]), trailer_end + 2
         start = line_end + 2
         if len(data) < start + size:
             return None
         out += data[start : start + size]
         if len(out) >= limit:
-            return bytes(out[:limit])
+            return bytes(out[:limit]), None
         position = start + size + 2
 
 
-def build_request(path: str, host_header: str) -> bytes:
+def build_request(path: str, host_header: str, keep_alive: bool = True) -> bytes:
+    connection = "keep-alive" if keep_alive else "close"
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: announcer-healthcheck\r\n"
-        "Accept: */*\r\nConnection: close\r\n\r\n"
+        f"Accept: */*\r\nConnection: {connection}\r\n\r\n"
     ).encode("latin-1")
-
-
-async def lean_get(
-    host: str,
-    port: int,
-    request: bytes,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    limit: int = 64 * 1024,
-) -> tuple[int, bytes]:
-    """Send `request` (see build_request) on a fresh connection; (status, body)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-    extra: dict[str, Any] = {}
-    if ssl_context is not None:
-        extra = {"ssl": ssl_context, "server_hostname": server_hostname or host}
-    transport, _ = await loop.create_connection(
-        lambda: _Exchange(request, limit, done), host, port, **extra
-    )
-    try:
-        return await done
-    finally:
-        transport.close()

@@ -7,8 +7,6 @@ import errno
 import ssl
 import time
 
-import aiohttp
-
 from ._lean_http import BadResponse
 from .base import Probe, ProbeFailure, ProbeResult
 
@@ -31,13 +29,11 @@ def reason_for_exception(exc: BaseException) -> str:
         return exc.reason
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout"
-    if isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError):
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return "tls_error"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _ERRNO_REASONS.get(exc.os_error.errno or 0, "connect_error")
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+    if isinstance(exc, ConnectionResetError):
         return "connection_reset"
-    if isinstance(exc, aiohttp.ClientError | BadResponse):
+    if isinstance(exc, BadResponse):
         return "http_error"
     if isinstance(exc, OSError):
         return _ERRNO_REASONS.get(exc.errno or 0, "os_error")

@@ -1,6 +1,7 @@
 """Every probe against a real local server or process."""
 
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -421,3 +422,96 @@ async def test_haproxy_frontend_at_maxconn_is_up_with_no_spare_capacity(haproxy_
     )
     assert result.ok, result
     assert result.capacity == 0.0
+
+
+async def test_http_probes_keep_one_connection_and_survive_the_server_closing_it():
+    """By default a probe reuses its connection (no connect/accept/close per probe). When the
+    server closes it between probes (a reload's old worker, keepalive_requests) or answers
+    `Connection: close`, the next probe connects afresh and passes; with reuse_connections
+    off, every probe has its own connection."""
+    connections: list[asyncio.StreamWriter] = []
+    served = 0
+
+    async def serve(reader, writer):
+        nonlocal served
+        connections.append(writer)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                served += 1
+                close = served % 4 == 0
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                    + (b"Connection: close\r\n" if close else b"")
+                    + b"\r\nok\n"
+                )
+                await writer.drain()
+                if close:
+                    writer.close()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/health"
+    probe = HttpProbe(HttpProbeConfig(url=url))
+    try:
+        for _ in range(3):
+            assert (await run_probe(probe, 1.0)).ok
+        assert len(connections) == 1  # three probes, one connection
+        assert (await run_probe(probe, 1.0)).ok  # answered with Connection: close
+        assert (await run_probe(probe, 1.0)).ok
+        assert len(connections) == 2
+        connections[-1].close()  # the server drops the idle connection between probes
+        await asyncio.sleep(0.05)
+        assert (await run_probe(probe, 1.0)).ok
+        assert len(connections) == 3
+        await probe.close()
+        fresh = HttpProbe(HttpProbeConfig(url=url, reuse_connections=False))
+        before = len(connections)
+        for _ in range(3):
+            assert (await run_probe(fresh, 1.0)).ok
+        assert len(connections) == before + 3
+        await fresh.close()
+    finally:
+        server.close()
+        for writer in connections:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_a_kept_connection_closed_as_the_request_goes_out_is_retried_once():
+    """The server closes the idle connection just as the next request arrives (it read nothing
+    of it): a GET is sent again on a new connection, not reported as a failure."""
+    connections = 0
+
+    async def serve(reader, writer):
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        await writer.drain()
+        if first:
+            # wait for the second request, then drop the connection without answering it
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                await reader.readuntil(b"\r\n\r\n")
+            writer.transport.abort()
+            return
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    probe = HttpProbe(HttpProbeConfig(url=f"http://127.0.0.1:{port}/"))
+    try:
+        assert (await run_probe(probe, 1.0)).ok
+        result = await run_probe(probe, 1.0)
+        assert result.ok, result
+        assert connections == 2
+    finally:
+        await probe.close()
+        server.close()
+        await server.wait_closed()
