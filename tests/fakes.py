@@ -220,3 +220,21 @@ def write_config(path: Path, data: dict) -> Path:
     data = {"addresses": {"mode": "ignore"}, **data}
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+async def wait_for_api(listen: str, timeout: float = 5.0) -> None:
+    """Wait until the plugin's API answers: it starts once the checks have their first verdicts
+    (or after 2 s), so a little after the first announcement."""
+    from aiohttp import ClientError, ClientSession
+
+    deadline = time.monotonic() + timeout
+    async with ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"http://{listen}/healthz") as r:
+                    await r.read()
+                    return
+            except (OSError, ClientError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the API at {listen} never came up") from None
+                await asyncio.sleep(0.05)

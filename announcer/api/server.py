@@ -6,19 +6,15 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..app.owner import StateOwner
 from ..core import Drain, Undrain
-from ..exabgp.reconciler import Reconciler
-from ..host.bfd_status import BfdMonitor
 from ..logs import get_logger
-from .metrics import Metrics
+from .context import ApiState
 from .status import status_document
 
 __all__ = ["ApiState", "DrainBody", "build_app"]
@@ -34,26 +30,6 @@ class DrainBody(BaseModel):
     vips: list[str] | None = Field(default=None, max_length=10000)
     reason: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
     persist: bool = True
-
-
-class ApiState:
-    def __init__(
-        self,
-        owner: StateOwner,
-        reconciler: Reconciler,
-        metrics: Metrics,
-        pending: Callable[[], int],
-        token: str | None,
-        bfd: BfdMonitor | None = None,
-    ) -> None:
-        self.owner = owner
-        self.bfd = bfd
-        self.reconciler = reconciler
-        self.metrics = metrics
-        self.pending = pending
-        self.token = token
-        self.posts_allowed = True
-        self.reload: Callable[[], Awaitable[list[str]]] | None = None
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)

@@ -12,16 +12,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from healthchecks import Probe, ProbeResult
 
+from ..api.context import ApiState
 from ..api.metrics import Metrics
-from ..api.server import ApiState, build_app
 from ..config import Config, ConfigError, load_config
 from ..core import (
     Addresses,
@@ -29,6 +27,7 @@ from ..core import (
     Drain,
     DrainFile,
     DrainPhase,
+    Health,
     Neighbor,
     NeighborState,
     ProbeDone,
@@ -59,6 +58,8 @@ __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
 TICK_S = 0.25
+# the API starts once every check has a verdict, or after this long
+API_AFTER_S = 2.0
 ADDRESS_DUMP_TIMEOUT_S = 5.0
 # ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
 SHUTDOWN_WITHDRAW_TIMEOUT_S = 1.5
@@ -135,6 +136,7 @@ class Plugin:
         self._group: asyncio.TaskGroup | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._fault: asyncio.Future[None] | None = None
+        self._api_cleanup: Callable[[], Awaitable[None]] | None = None
         token, posts_allowed = read_token(config.api.token_file)
         self.api_state = ApiState(
             self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token, self.bfd
@@ -317,11 +319,6 @@ class Plugin:
         assert self._group is not None
         self._group.create_task(self.address_watcher.run(), name="addresses")
         self._group.create_task(self.addresses.run(), name="address-keeper")
-        try:
-            # the guard must know the addresses before any check can announce
-            await asyncio.wait_for(self.address_watcher.ready.wait(), ADDRESS_DUMP_TIMEOUT_S)
-        except TimeoutError:
-            log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
         self._group.create_task(self.reconciler.run(), name="reconciler")
         self._spawn(self._ask_rib(), "adj-rib-out")
         used = self._used_checks(self.config)
@@ -332,6 +329,13 @@ class Plugin:
                 "checks whose probe cannot be built fail until fixed", extra={"checks": broken}
             )
         log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.runners)})
+        # the checks rise meanwhile; a guarded VIP stays undecided until the addresses are
+        # known (the reducer waits for the first report), so nothing is announced before
+        self._spawn(self._wait_for_addresses(), "first-addresses")
+        # the API after the first verdicts: its web server is the slowest thing to load (a
+        # tenth of a second of CPU, with the event loop blocked), and a cold start's
+        # announcements should not wait for it
+        self._spawn(self._serve_api_once_settled(), "api")
 
     async def _wait_for_stop(self) -> None:
         await self.stop_requested.wait()
@@ -365,9 +369,27 @@ class Plugin:
             await asyncio.sleep(0.1)
         log.info("drained before stopping")
 
-    async def _serve_api(self) -> web.AppRunner | None:
+    async def _wait_for_addresses(self) -> None:
+        try:
+            await asyncio.wait_for(self.address_watcher.ready.wait(), ADDRESS_DUMP_TIMEOUT_S)
+        except TimeoutError:
+            log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
+
+    async def _serve_api_once_settled(self) -> None:
+        deadline = time.monotonic() + API_AFTER_S
+        while time.monotonic() < deadline and any(
+            record.state.health is Health.UNKNOWN for record in self.owner.state.checks.values()
+        ):
+            await asyncio.sleep(0.05)
+        await self._serve_api()
+
+    async def _serve_api(self) -> None:
         if not self.config.api.listen:
-            return None
+            return
+        from aiohttp import web  # here: loading it is a tenth of a second of start-up
+
+        from ..api.server import build_app
+
         runner = web.AppRunner(build_app(self.api_state), handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
@@ -379,14 +401,13 @@ class Plugin:
                 extra={"listen": self.config.api.listen, "error": exc.strerror},
             )
             await runner.cleanup()
-            return None
+            return
+        self._api_cleanup = runner.cleanup
         log.info("API listening", extra={"listen": self.config.api.listen})
-        return runner
 
     async def run(self) -> int:
         """Run until stopped; return the exit status."""
         status = 0
-        api = await self._serve_api()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -411,9 +432,9 @@ class Plugin:
             for task in list(self._side_tasks):
                 task.cancel()
             self.watchers.close()
-            if api is not None:
+            if self._api_cleanup is not None:
                 with contextlib.suppress(Exception):
-                    await api.cleanup()
+                    await self._api_cleanup()
             self.session.close()
         return status
 

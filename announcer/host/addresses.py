@@ -14,14 +14,20 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import Any
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+# pyroute2 is imported where it is used, in a worker thread where possible: loading it takes a
+# tenth of a second, which start-up spends probing instead
+
+# rtnetlink multicast groups (linux/rtnetlink.h)
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
 
 __all__ = ["AddressError", "AddressWatcher", "assign", "unassign"]
 
@@ -94,7 +100,6 @@ class AddressWatcher:
         # uvloop); pyroute2 parses the messages and does the dump
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         failed: asyncio.Future[None] = loop.create_future()
-        marshal = MarshalRtnl()
 
         def readable() -> None:
             try:
@@ -114,6 +119,9 @@ class AddressWatcher:
             sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             sock.setblocking(False)
             dumped = await asyncio.to_thread(_dump)
+            from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # loaded by the dump
+
+            marshal = MarshalRtnl()
             self._held = {}
             for message in dumped:
                 self._fold(message)
@@ -127,6 +135,8 @@ class AddressWatcher:
 
 
 def _dump() -> list[Any]:
+    from pyroute2 import IPRoute
+
     with IPRoute() as ipr:
         return list(ipr.addr("dump"))
 
@@ -153,6 +163,9 @@ def _explain(exc: NetlinkError, action: str, address: str, interface: str) -> Ad
 
 
 def _assign(address: str, interface: str) -> bool:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
     with IPRoute() as ipr:
         index = _interface_index(ipr, interface)
         try:
@@ -171,6 +184,9 @@ def _assign(address: str, interface: str) -> bool:
 
 
 def _unassign(address: str, interface: str) -> bool:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
     with IPRoute() as ipr:
         index = _interface_index(ipr, interface)
         try:

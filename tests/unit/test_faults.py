@@ -16,12 +16,13 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.conftest import Switchable
-from tests.fakes import fast_http_check, write_config
+from tests.fakes import fast_http_check, wait_for_api, write_config
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
 
 
 async def api(config: dict, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+    await wait_for_api(config["api"]["listen"])
     async with (
         ClientSession() as http,
         http.request(method, f"http://{config['api']['listen']}{path}", json=body) as r,
@@ -30,13 +31,7 @@ async def api(config: dict, method: str, path: str, body: dict | None = None) ->
 
 
 async def wait_api(config: dict) -> None:
-    for _ in range(100):
-        try:
-            await api(config, "GET", "/healthz")
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise AssertionError("the API never came up")
+    await wait_for_api(config["api"]["listen"])
 
 
 def metric(text: str, name: str) -> float:

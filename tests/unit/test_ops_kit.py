@@ -60,6 +60,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     from announcer.app import Plugin
     from announcer.config import parse_config
     from announcer.core import Neighbor
+    from tests.fakes import wait_for_api
     from tests.unit.test_plugin_inprocess import MemoryChannel
 
     config = plugin_config(health_server.url)
@@ -77,6 +78,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     task = asyncio.create_task(plugin.run())
     await channel.wait_for("announce")
     plugin.owner.post(Neighbor("198.51.100.1", "up"))
+    await wait_for_api(config["api"]["listen"])
     async with ClientSession() as http, http.get(f"http://{config['api']['listen']}/metrics") as r:
         text = await r.text()
     plugin.request_stop("test")

@@ -98,12 +98,15 @@ async def test_a_drain_survives_a_restart(health_server, unused_tcp_port, tmp_pa
 async def test_a_drain_asked_not_to_persist_is_not_saved(health_server, unused_tcp_port, tmp_path):
     from aiohttp import ClientSession
 
+    from tests.fakes import wait_for_api
+
     state = tmp_path / "drains.json"
     config = base(
         health_server.url, unused_tcp_port, drain={"gshut_period": 0, "state_file": str(state)}
     )
     run = Running(config, tmp_path / "c.yaml")
     await run.wait_for("announce")
+    await wait_for_api(f"127.0.0.1:{unused_tcp_port}")
     async with ClientSession() as http:
         url = f"http://127.0.0.1:{unused_tcp_port}/v1/drain"
         async with http.post(url, json={"persist": False, "reason": "stop"}) as r:

@@ -7,6 +7,7 @@ from aiohttp import ClientSession
 
 from announcer.app import Plugin
 from announcer.config import parse_config
+from tests.fakes import wait_for_api
 
 
 class MemoryChannel:
@@ -51,6 +52,7 @@ async def running(health_server, plugin_config, tmp_path):
         task = asyncio.create_task(plugin.run())
         started.append((plugin, task))
         await channel.wait_for("announce")
+        await wait_for_api(config["api"]["listen"])
         return plugin, task, channel, f"http://{config['api']['listen']}"
 
     yield start

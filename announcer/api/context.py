@@ -1,0 +1,36 @@
+"""What the API's handlers work with: the state owner and the rest of the running plugin.
+
+Apart from the web server itself (api/server.py), so that the plugin can build it before it
+loads the web server, which it does only once the checks run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..app.owner import StateOwner
+from ..exabgp.reconciler import Reconciler
+from ..host.bfd_status import BfdMonitor
+from .metrics import Metrics
+
+__all__ = ["ApiState"]
+
+
+class ApiState:
+    def __init__(
+        self,
+        owner: StateOwner,
+        reconciler: Reconciler,
+        metrics: Metrics,
+        pending: Callable[[], int],
+        token: str | None,
+        bfd: BfdMonitor | None = None,
+    ) -> None:
+        self.owner = owner
+        self.bfd = bfd
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self.pending = pending
+        self.token = token
+        self.posts_allowed = True
+        self.reload: Callable[[], Awaitable[list[str]]] | None = None
