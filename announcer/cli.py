@@ -121,7 +121,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format, args.log_level)
     config = _load(args.config)
+    _raise_open_file_limit()
     return run_event_loop(run_plugin(config, config_path=args.config), args.loop)
+
+
+def _raise_open_file_limit() -> None:
+    """Each HTTP check keeps a connection open: a thousand checks need more than the 1024
+    files a service gets by default (systemd's soft limit; the hard limit is far higher)."""
+    import contextlib
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # if refused, probes beyond the limit fail with a clear reason; nothing else to do
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def cmd_exabgp_config(args: argparse.Namespace) -> int:

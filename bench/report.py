@@ -263,6 +263,16 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
                 f"| {system.label} | {len(rows)} | {_fmt(fo['median'])} s | {_fmt(fo['p95'])} s "
                 f"| {_fmt(fo['max'])} s | {_fmt(rec['median'])} s |"
             )
+        sick_parts = results["failover"]["announcer"].get("unhealthy_breakdown")
+        if sick_parts:
+            times = {k: v for k, v in sick_parts.items() if isinstance(v, float | int)}
+            out.append(
+                "\nWhere this plugin's time goes here (medians): "
+                + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in times.items())
+                + ". *detect* is the wait for the next probe (half an interval on average); a "
+                "bad status is a stated failure, so the other `fall - 1` probes follow at "
+                "`confirm_interval`."
+            )
     cold = results.get("cold_start", {})
     if cold:
         out += [

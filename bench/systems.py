@@ -32,7 +32,7 @@ class System:
 # dampening would (rightly) suppress; everything else is at its defaults
 ANNOUNCER = System(
     "announcer",
-    "announcer (defaults: interval 1s, fast 100ms, timeout 500ms, rise/fall 3)",
+    "announcer (defaults: interval 1s, fast 50ms, confirm 20ms, timeout 500ms, rise/fall 3)",
     plugin={"dampening": {"enabled": False}},
 )
 HEALTHCHECK_DEFAULT = System(
@@ -93,8 +93,12 @@ def healthcheck_exabgp_config(
 def configure_lab_host(
     lab: Lab, system: System, host: LbHost, config: dict[str, Any], vips: list[str] | None = None
 ) -> None:
-    """Plugin-config hook for Lab: this plugin with `system.plugin` settings (and `vips`)."""
+    """Plugin-config hook for Lab: this plugin with `system.plugin` settings (and `vips`), its
+    checks at the product's default timings (the lab's own are shorter for its tests)."""
     config.update(system.plugin)
+    for check in config["checks"].values():
+        for timing in ("fast_interval", "confirm_interval", "timeout", "rise", "fall"):
+            check.pop(timing, None)
     if vips:
         web = config["checks"]["web"]
         config["checks"] = {

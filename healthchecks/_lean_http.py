@@ -16,6 +16,7 @@ their connections, and the next probe then connects afresh and is refused.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import struct
@@ -24,6 +25,9 @@ from typing import cast
 __all__ = ["BadResponse", "LeanClient", "build_request"]
 
 MAX_HEAD_BYTES = 16 * 1024
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)")
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked")
+_CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[^\r]*close")
 _NO_LINGER = struct.pack("ii", 1, 0)
 
 
@@ -188,9 +192,7 @@ class LeanClient:
             self._connection = None
 
 
-def _complete(
-    buffer: bytearray, limit: int, eof: bool = False
-) -> tuple[int, bytes, bool] | None:
+def _complete(buffer: bytearray, limit: int, eof: bool = False) -> tuple[int, bytes, bool] | None:
     """(status, body, reusable) once the buffer holds a whole response (or `limit` bytes of
     body); `reusable`: the message ended exactly where the buffer does and the server keeps
     the connection open."""
@@ -199,33 +201,36 @@ def _complete(
         if len(buffer) > MAX_HEAD_BYTES or eof:
             raise BadResponse("no HTTP response head")
         return None
-    head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-    parts = head[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise BadResponse(f"not an HTTP response: {head[0][:60]!r}")
+    head = bytes(buffer[:end])
+    line_end = head.find(b"\r\n")
+    status_line = head if line_end < 0 else head[:line_end]
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise BadResponse(f"not an HTTP response: {status_line[:60]!r}")
     status = int(parts[1])
-    headers: dict[str, str] = {}
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
+    # the few headers that frame the message, found in the lower-cased head (a dict of every
+    # header costs more than the rest of the probe)
+    fields = head.lower()
+    length_match = _CONTENT_LENGTH.search(fields)
+    chunked = _CHUNKED.search(fields) is not None
     keep = (
         not eof
-        and parts[0] == "HTTP/1.1"
-        and "close" not in headers.get("connection", "").lower()
+        and parts[0] == b"HTTP/1.1"
+        and _CONNECTION_CLOSE.search(fields) is None
         and status >= 200
     )
     body = bytes(buffer[end + 4 :])
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if chunked:
         decoded = _dechunk(body, limit)
         if decoded is None:
             return (status, body[:limit], False) if eof or len(body) >= limit else None
         data, used = decoded
         return status, data, keep and used == len(body)
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        wanted = min(int(length), limit)
+    if length_match is not None:
+        length = int(length_match.group(1))
+        wanted = min(length, limit)
         if len(body) >= wanted or eof:
-            return status, body[:wanted], keep and len(body) == int(length)
+            return status, body[:wanted], keep and len(body) == length
         return None
     if status in (204, 304):
         return status, b"", keep and not body

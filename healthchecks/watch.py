@@ -18,6 +18,10 @@ keep-alive connection (one HEAD of the check's own path, answered, then nothing)
 close those at once when they retire, where a connection that never sent a request would keep
 an old nginx worker alive until `client_header_timeout`, an old HAProxy until `timeout client`.
 
+A server that closes keep-alive connections at once (nginx with `keepalive_timeout 0`) gets a
+bare connection instead, one that never sends a request: it lasts until the server's header
+timeout, and keeps a reloaded server's old worker alive that long.
+
 While the service is down the watcher tries to connect every `DOWN_RETRY_S`: a refused connect
 on the same host costs microseconds, and the first one that succeeds wakes the checks, so a
 restarted service is probed within milliseconds of listening again.
@@ -92,11 +96,13 @@ class _Unserved(OSError):
     """Accepted, then closed or reset before any answer: a server on its way out."""
 
 
-async def _connect(endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(
+    endpoint: Endpoint, bare: bool = False
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     if endpoint.path:
         return await asyncio.open_unix_connection(endpoint.path)
     reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
-    if endpoint.http_path is not None:
+    if endpoint.http_path is not None and not bare:
         try:
             await asyncio.wait_for(_keep_alive(endpoint, reader, writer), KEEP_ALIVE_TIMEOUT_S)
         except (OSError, asyncio.IncompleteReadError) as exc:
@@ -153,6 +159,10 @@ class Watcher:
         self._on_change = on_change
         self._retry_s = retry_s
         self._down_retry_s = down_retry_s
+        # the server closes keep-alive connections at once (nginx `keepalive_timeout 0`):
+        # hold a connection that sent nothing instead (it lasts until the server's header
+        # timeout, and keeps a reloaded server's old worker that long)
+        self._bare = False
 
     async def run(self) -> None:
         backoff = 0.05
@@ -161,7 +171,7 @@ class Watcher:
         short = False  # ...and it lived less than MIN_LIFETIME_S
         while True:
             try:
-                reader, writer = await _connect(self.endpoint)
+                reader, writer = await _connect(self.endpoint, self._bare)
             except OSError:
                 if just_lost:
                     self.listener_gone = True  # the listener is gone too: a stop, not a reload
@@ -183,4 +193,7 @@ class Watcher:
             await _hold(reader, writer)
             just_lost = True
             short = time.monotonic() - connected_at < MIN_LIFETIME_S
+            if short and not self._bare and self.endpoint.http_path is not None:
+                self._bare = True  # no keep-alive: try a bare connection first
+                short = False
             backoff = min(backoff * 2, self._retry_s) if short else 0.05

@@ -474,7 +474,6 @@ class Lab(PrometheusMixin):
                 "web": {
                     "http": {"url": "http://127.0.0.1/health", "expect_body": "ok"},
                     "interval": "1s",
-                    "fast_interval": "100ms",
                     "timeout": "250ms",
                 },
             },
@@ -503,7 +502,6 @@ class Lab(PrometheusMixin):
                     "min_up": 1,
                 },
                 "interval": "1s",
-                "fast_interval": "100ms",
                 "timeout": "250ms",
             }
         if self._plugin_overrides is not None:
