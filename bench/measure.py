@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
 import signal
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,27 @@ def phases(rounds: int) -> list[float]:
     return out
 
 
+def _break_and_mend(
+    lab: Lab,
+    address: str,
+    delay_s: float,
+    breaks: Callable[[], None],
+    mends: Callable[[], None],
+) -> tuple[float, float, float, float]:
+    """Once `address` is a next hop: wait a second plus `delay_s`, break the host, wait until
+    the FIB drops it, mend it 0.3 s later, wait until it is back. The four wall times."""
+    wait_present(lab, address)
+    time.sleep(1.0 + delay_s)
+    t0 = time.time()
+    breaks()
+    t1 = wait_gone(lab, address)
+    time.sleep(0.3)
+    t2 = time.time()
+    mends()
+    t3 = wait_present(lab, address)
+    return t0, t1, t2, t3
+
+
 def failover_rounds(
     lab: Lab, host: str, rounds: int, cycle_s: float, client_log: Path
 ) -> list[Round]:
@@ -76,15 +99,13 @@ def failover_rounds(
     marks: list[tuple[str, float, float, float, float]] = []
     for index, phase in enumerate(phases(rounds)):
         signum = signal.SIGTERM if index % 2 == 0 else signal.SIGKILL
-        wait_present(lab, address)
-        time.sleep(1.0 + phase * cycle_s)
-        t0 = time.time()
-        lab.stop_service(host, signum)
-        t1 = wait_gone(lab, address)
-        time.sleep(0.3)
-        t2 = time.time()
-        lab.start_service(host)
-        t3 = wait_present(lab, address)
+        t0, t1, t2, t3 = _break_and_mend(
+            lab,
+            address,
+            phase * cycle_s,
+            functools.partial(lab.stop_service, host, signum),
+            functools.partial(lab.start_service, host),
+        )
         marks.append((signal.Signals(signum).name, t0, t1, t2, t3))
     time.sleep(1.0)  # the client's last requests of the last round
     results = read_client(client_log)
@@ -100,15 +121,13 @@ def unhealthy_rounds(lab: Lab, host: str, rounds: int, cycle_s: float) -> list[d
     address = lab.host(host).v4
     out = []
     for phase in phases(rounds):
-        wait_present(lab, address)
-        time.sleep(1.0 + phase * cycle_s)
-        t0 = time.time()
-        lab.set_health_failing(host, True)
-        t1 = wait_gone(lab, address)
-        time.sleep(0.3)
-        t2 = time.time()
-        lab.set_health_failing(host, False)
-        t3 = wait_present(lab, address)
+        t0, t1, t2, t3 = _break_and_mend(
+            lab,
+            address,
+            phase * cycle_s,
+            lambda: lab.set_health_failing(host, True),
+            lambda: lab.set_health_failing(host, False),
+        )
         out.append({"failover_s": t1 - t0, "recovery_s": t3 - t2, "t0": t0, "t1": t1})
     return out
 

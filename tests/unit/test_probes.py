@@ -325,6 +325,21 @@ async def test_watcher_reports_a_server_that_goes_away():
         await _end(task, server)
 
 
+def _answer_and_hold(held: list, requests: list | None = None):
+    """A server's handler: answer one request, keep the connection (an idle keep-alive one)."""
+
+    async def serve(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        if requests is not None:
+            requests.append(head)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        held.append(writer)
+        await reader.read()
+
+    return serve
+
+
 async def test_watcher_tells_a_reload_from_a_stop():
     """Old workers closing their idle connections while the listener stays (a reload) wake
     nothing; the listener going away (a stop) does. HTTP: the held connection is a real idle
@@ -335,15 +350,7 @@ async def test_watcher_tells_a_reload_from_a_stop():
     requests: list[bytes] = []
     held: list[asyncio.StreamWriter] = []
 
-    async def serve(reader, writer):
-        head = await reader.readuntil(b"\r\n\r\n")
-        requests.append(head)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-        await writer.drain()
-        held.append(writer)
-        await reader.read()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(_answer_and_hold(held, requests), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     watcher = asyncio.create_task(
         Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0).run()
@@ -375,15 +382,13 @@ async def test_watcher_counts_an_accepted_but_unanswered_reconnect_as_a_stop():
     held: list[asyncio.StreamWriter] = []
     dying = False
 
+    answer = _answer_and_hold(held)
+
     async def serve(reader, writer):
         if dying:  # accepted by the kernel, never answered: closed
             writer.transport.abort()
             return
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-        held.append(writer)
-        await reader.read()
+        await answer(reader, writer)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
