@@ -52,6 +52,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 _DURATION_FIELDS = {
     "interval",
     "fast_interval",
+    "confirm_interval",
     "timeout",
     "ttl",
     "ack_timeout",
