@@ -100,6 +100,13 @@ def make_lab(
     return lab
 
 
+def _keep_log(lab: Lab, system: System, host: str) -> None:
+    """The host's ExaBGP and plugin log, beside the raw results, for a look after the run."""
+    log_file = lab.dir(host) / "exabgp.log"
+    if log_file.exists():
+        shutil.copy(log_file, ROOT / "bench" / "results" / f"{system.name}-{host}.log")
+
+
 def bench_failover(system: System, rounds: int, drains: int, unhealthy: int = 0) -> dict[str, Any]:
     lab = make_lab(system)
     try:
@@ -136,6 +143,7 @@ def bench_failover(system: System, rounds: int, drains: int, unhealthy: int = 0)
             ),
         }
     finally:
+        _keep_log(lab, system, "lb1")
         lab.down()
         shutil.rmtree(lab.workdir, ignore_errors=True)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from .nginx_probe import NginxProbeConfig
 from .tcp_probe import TcpProbeConfig
 
 __all__ = ["DOWN_RETRY_S", "Endpoint", "Watcher", "endpoint_of"]
+
+log = logging.getLogger("healthchecks.watch")
 
 # a connection the server closes sooner than this was not a real idle connection (a server
 # that closes idle sockets at once): back off instead of asking for probes in a loop
@@ -165,6 +168,17 @@ class Watcher:
         self._bare = False
 
     async def run(self) -> None:
+        """Forever; an unexpected error is logged and the watch starts over (a watcher that
+        died quietly would leave its checks to the probe interval)."""
+        while True:
+            try:
+                await self._watch()
+            except Exception:
+                log.warning("watch of %s failed; starting over", self.endpoint, exc_info=True)
+                self.listener_gone = False
+                await asyncio.sleep(self._down_retry_s)
+
+    async def _watch(self) -> None:
         backoff = 0.05
         was_down = False
         just_lost = False  # the held connection has just ended
@@ -175,6 +189,7 @@ class Watcher:
             except OSError:
                 if just_lost:
                     self.listener_gone = True  # the listener is gone too: a stop, not a reload
+                    log.info("%s: the held connection ended and nothing listens", self.endpoint)
                     self._on_change()
                 just_lost = False
                 was_down = True
@@ -183,6 +198,7 @@ class Watcher:
             if was_down:
                 was_down = False
                 self.listener_gone = False
+                log.info("%s: listening again", self.endpoint)
                 self._on_change()
             if short:
                 # a server that closes idle connections at once: do not reconnect in a loop
@@ -196,4 +212,8 @@ class Watcher:
             if short and not self._bare and self.endpoint.http_path is not None:
                 self._bare = True  # no keep-alive: try a bare connection first
                 short = False
+                log.info(
+                    "%s closes idle keep-alive connections at once: holding a bare connection",
+                    self.endpoint,
+                )
             backoff = min(backoff * 2, self._retry_s) if short else 0.05

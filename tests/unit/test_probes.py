@@ -520,3 +520,41 @@ async def test_a_kept_connection_closed_as_the_request_goes_out_is_retried_once(
         await probe.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_watcher_survives_an_unexpected_error():
+    """Whatever goes wrong inside a watch, the watcher starts over: one that died quietly would
+    leave its checks to the probe interval (a failover ten times slower) with nothing said."""
+    from healthchecks import Endpoint, Watcher
+
+    calls: list[float] = []
+    held: list[asyncio.StreamWriter] = []
+
+    def on_change() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a callback")
+
+    server = await asyncio.start_server(_answer_and_hold(held), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/"), on_change, 1.0)
+    task = asyncio.create_task(watcher.run())
+    try:
+        for stop in range(2):  # the first stop's callback raises; the second must be seen too
+            async with asyncio.timeout(5):
+                while len(held) <= stop:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(1.1)
+            seen = len(calls)
+            server.close()
+            held[stop].close()
+            async with asyncio.timeout(2):
+                while len(calls) <= seen:
+                    await asyncio.sleep(0.01)
+            server = await asyncio.start_server(_answer_and_hold(held), "127.0.0.1", port)
+        assert not task.done()
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await _end(task, server)
