@@ -63,7 +63,16 @@ class _Connection(asyncio.Protocol):
         self._buffer.clear()
         self._done = done
         self.exchanges += 1
-        self._transport.write(request)
+        if self._transport.is_closing():
+            # the server closed it and connection_lost has not run yet
+            self.open = False
+            done.set_exception(_Stale() if self.exchanges > 1 else ConnectionResetError("closed"))
+            return
+        try:
+            self._transport.write(request)
+        except RuntimeError:  # uvloop: the transport was closed under us
+            self.open = False
+            done.set_exception(_Stale() if self.exchanges > 1 else ConnectionResetError("closed"))
 
     def data_received(self, data: bytes) -> None:
         if self._done is None or self._done.done():

@@ -108,7 +108,8 @@ async def _connect(
     if endpoint.http_path is not None and not bare:
         try:
             await asyncio.wait_for(_keep_alive(endpoint, reader, writer), KEEP_ALIVE_TIMEOUT_S)
-        except (OSError, asyncio.IncompleteReadError) as exc:
+        except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
+            # RuntimeError: uvloop's answer to a write on a connection the server has reset
             writer.close()
             raise _Unserved(f"{endpoint}: closed without an answer") from exc
         except (TimeoutError, asyncio.LimitOverrunError):

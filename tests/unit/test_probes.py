@@ -558,3 +558,22 @@ async def test_a_watcher_survives_an_unexpected_error():
         for writer in held:
             writer.close()
         await _end(task, server)
+
+
+async def test_uvloops_runtime_error_on_a_reset_connection_counts_as_unserved(monkeypatch):
+    """uvloop raises RuntimeError, not an OSError, when the watcher writes its HEAD to a
+    connection the dying server has already reset: that is a stop like any refusal."""
+    from healthchecks import Endpoint, watch
+
+    async def reset(*args):
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    monkeypatch.setattr(watch, "_keep_alive", reset)
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(OSError):
+            await watch._connect(Endpoint("127.0.0.1", port, http_path="/"))
+    finally:
+        server.close()
+        await server.wait_closed()
