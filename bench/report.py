@@ -370,8 +370,11 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         "process and the curl it forks) over a steady-state window, as a share of one core; RSS "
         "is the peak sum over the tree. Updates are BGP UPDATEs the router received per minute "
         "in that window. CPU is sampled over 30 s (10 s with --quick) on a shared 2-core VM and "
-        "moves by a point or two between runs (for 1000 VIPs, 11.9% to 15.2% across the runs "
-        "made while tuning): compare systems within one run.",
+        "moves by a point or two between runs (for 1000 VIPs, 6.9% to 9.5% across the runs "
+        "made while tuning, outside the lab, against one local nginx): compare systems within "
+        "one run. Each HTTP check keeps its connection alive between probes (the default), so "
+        "a probe is one request and one answer on an open connection; a new connection per "
+        "probe (`reuse_connections: false`) cost about 19% of a core for the same thousand.",
         "",
         "| system | VIPs | all in FIB | CPU | RSS | ExaBGP CPU | updates/min |",
         "|---|---|---|---|---|---|---|",
