@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             "healthcheck-tuned": 12,
         }
     )
-    cold_rounds = 3 if quick else 12
+    cold_rounds = 2 if quick else 12
     scales = {
         "announcer": (1, 100, 1000),
         "healthcheck-tuned": (1, 100),
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{system.name}: {cold_rounds} cold starts")
         results["cold_start"][system.name] = bench_cold_start(system, cold_rounds)
         save()
-    death_rounds = 3 if quick else 12
+    death_rounds = 2 if quick else 12
     results["host_death"] = {}
     for system in (ANNOUNCER, HEALTHCHECK_TUNED):
         log(f"{system.name}: {death_rounds} host deaths")

@@ -63,14 +63,12 @@ class _Connection(asyncio.Protocol):
         self._buffer.clear()
         self._done = done
         self.exchanges += 1
-        if self._transport.is_closing():
-            # the server closed it and connection_lost has not run yet
-            self.open = False
-            done.set_exception(_Stale() if self.exchanges > 1 else ConnectionResetError("closed"))
-            return
         try:
+            if self._transport.is_closing():
+                # the server closed it and connection_lost has not run yet
+                raise RuntimeError("closed")
             self._transport.write(request)
-        except RuntimeError:  # uvloop: the transport was closed under us
+        except RuntimeError:  # uvloop's word for a transport closed under us
             self.open = False
             done.set_exception(_Stale() if self.exchanges > 1 else ConnectionResetError("closed"))
 
