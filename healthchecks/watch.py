@@ -52,6 +52,8 @@ log = logging.getLogger("healthchecks.watch")
 # that closes idle sockets at once): back off instead of asking for probes in a loop
 MIN_LIFETIME_S = 1.0
 KEEP_ALIVE_TIMEOUT_S = 1.0
+# kept-alive connections in a row that the server ends at once before a bare one is held
+BARE_AFTER = 3
 # while nothing listens: how often to try again (a restart is noticed this fast)
 DOWN_RETRY_S = 0.025
 
@@ -167,6 +169,7 @@ class Watcher:
         # hold a connection that sent nothing instead (it lasts until the server's header
         # timeout, and keeps a reloaded server's old worker that long)
         self._bare = False
+        self._short_keep_alives = 0  # kept-alive connections in a row that ended at once
 
     async def run(self) -> None:
         """Forever; an unexpected error is logged and the watch starts over (a watcher that
@@ -210,11 +213,14 @@ class Watcher:
             await _hold(reader, writer)
             just_lost = True
             short = time.monotonic() - connected_at < MIN_LIFETIME_S
-            if short and not self._bare and self.endpoint.http_path is not None:
-                self._bare = True  # no keep-alive: try a bare connection first
-                short = False
-                log.info(
-                    "%s closes idle keep-alive connections at once: holding a bare connection",
-                    self.endpoint,
-                )
+            if not self._bare and self.endpoint.http_path is not None:
+                # a few in a row, not one: two reloads in quick succession end one early too
+                self._short_keep_alives = self._short_keep_alives + 1 if short else 0
+                if self._short_keep_alives >= BARE_AFTER:
+                    self._bare = True  # no keep-alive: hold a bare connection instead
+                    short = False
+                    log.info(
+                        "%s closes idle keep-alive connections at once: holding a bare connection",
+                        self.endpoint,
+                    )
             backoff = min(backoff * 2, self._retry_s) if short else 0.05

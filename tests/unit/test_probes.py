@@ -577,3 +577,44 @@ async def test_uvloops_runtime_error_on_a_reset_connection_counts_as_unserved(mo
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_server_without_keep_alive_gets_a_bare_connection():
+    """A server that closes every kept-alive connection at once (nginx `keepalive_timeout 0`):
+    after a few tries the watcher holds a connection that sends nothing, which such a server
+    keeps open; a stop is still seen. One short connection alone (a quick second reload) does
+    not switch."""
+    from healthchecks import Endpoint, Watcher
+
+    woken = asyncio.Event()
+    requests: list[bytes] = []
+    bare: list[asyncio.StreamWriter] = []
+
+    async def serve(reader, writer):
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.5)
+        except TimeoutError:
+            bare.append(writer)  # sent nothing: held open, as nginx until its header timeout
+            await reader.read()
+            return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        requests.append(head)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
+    task = asyncio.create_task(watcher.run())
+    try:
+        async with asyncio.timeout(10):
+            while not bare:
+                await asyncio.sleep(0.01)
+        assert len(requests) >= 3
+        assert not woken.is_set()
+        await _stop_and_see_it(server, bare, woken)
+    finally:
+        server.close()
+        await _end(task, server)
