@@ -325,6 +325,16 @@ async def test_watcher_reports_a_server_that_goes_away():
         await _end(task, server)
 
 
+async def _watched_server(handler, path: str, on_change):
+    """A local HTTP server, and a watcher of it running: (server, port, watcher, task)."""
+    from healthchecks import Endpoint, Watcher
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    watcher = Watcher(Endpoint("127.0.0.1", port, http_path=path), on_change, 1.0)
+    return server, port, watcher, asyncio.create_task(watcher.run())
+
+
 def _answer_and_hold(held: list, requests: list | None = None):
     """A server's handler: answer one request, keep the connection (an idle keep-alive one)."""
 
@@ -376,7 +386,6 @@ async def test_watcher_counts_an_accepted_but_unanswered_reconnect_as_a_stop():
     """nginx's master after SIGTERM: its workers have gone (the held connection closes) but
     its listening socket lingers a moment, so a reconnect is accepted, then reset unanswered.
     That is a stop, and must wake the checks at once, not be taken for a reload."""
-    from healthchecks import Endpoint, Watcher
 
     woken = asyncio.Event()
     held: list[asyncio.StreamWriter] = []
@@ -390,10 +399,7 @@ async def test_watcher_counts_an_accepted_but_unanswered_reconnect_as_a_stop():
             return
         await answer(reader, writer)
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
-    task = asyncio.create_task(watcher.run())
+    server, _port, watcher, task = await _watched_server(serve, "/health", woken.set)
     try:
         async with asyncio.timeout(5):
             while not held:
@@ -525,7 +531,6 @@ async def test_a_kept_connection_closed_as_the_request_goes_out_is_retried_once(
 async def test_a_watcher_survives_an_unexpected_error():
     """Whatever goes wrong inside a watch, the watcher starts over: one that died quietly would
     leave its checks to the probe interval (a failover ten times slower) with nothing said."""
-    from healthchecks import Endpoint, Watcher
 
     calls: list[float] = []
     held: list[asyncio.StreamWriter] = []
@@ -535,10 +540,7 @@ async def test_a_watcher_survives_an_unexpected_error():
         if len(calls) == 1:
             raise RuntimeError("a bug in a callback")
 
-    server = await asyncio.start_server(_answer_and_hold(held), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/"), on_change, 1.0)
-    task = asyncio.create_task(watcher.run())
+    server, port, _watcher, task = await _watched_server(_answer_and_hold(held), "/", on_change)
     try:
         for stop in range(2):  # the first stop's callback raises; the second must be seen too
             async with asyncio.timeout(5):
@@ -584,7 +586,6 @@ async def test_a_server_without_keep_alive_gets_a_bare_connection():
     after a few tries the watcher holds a connection that sends nothing, which such a server
     keeps open; a stop is still seen. One short connection alone (a quick second reload) does
     not switch."""
-    from healthchecks import Endpoint, Watcher
 
     woken = asyncio.Event()
     requests: list[bytes] = []
@@ -604,10 +605,7 @@ async def test_a_server_without_keep_alive_gets_a_bare_connection():
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    watcher = Watcher(Endpoint("127.0.0.1", port, http_path="/health"), woken.set, 1.0)
-    task = asyncio.create_task(watcher.run())
+    server, _port, _watcher, task = await _watched_server(serve, "/health", woken.set)
     try:
         async with asyncio.timeout(10):
             while not bare:
