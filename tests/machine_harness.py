@@ -16,6 +16,7 @@ from announcer.core import (
     Event,
     Ledger,
     Policy,
+    ProbeDone,
     Restate,
     Spec,
     State,
@@ -27,6 +28,7 @@ from announcer.core import (
     initial_state,
     plan,
     reduce,
+    reduce_probes,
     restated,
 )
 
@@ -90,6 +92,12 @@ class Harness:
         self.effects.extend(effects)
         if any(isinstance(effect, Restate) for effect in effects):
             self.ledger = restated(self.ledger)
+
+    def step_probes(self, results: list[ProbeDone], dt: float = 0.1) -> None:
+        """Results that arrived together, folded in one step as the shell does."""
+        self.now += dt
+        self.state, effects = reduce_probes(self.state, results, self.now)
+        self.effects.extend(effects)
 
     def sync(self, fail: bool = False) -> list[str]:
         """One reconcile pass; ExaBGP answers every command `done` (or `error`)."""

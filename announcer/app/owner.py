@@ -19,6 +19,7 @@ from ..core import (
     Event,
     Log,
     ProbeAgain,
+    ProbeDone,
     Restate,
     SaveDrains,
     Started,
@@ -26,6 +27,7 @@ from ..core import (
     Tick,
     Transition,
     reduce,
+    reduce_probes,
 )
 from ..exabgp.reconciler import Reconciler
 from ..logs import get_logger
@@ -80,25 +82,49 @@ class StateOwner:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                event, future = self._queue.popleft()
+            queue = self._queue
+            while queue:
+                results = self._take_results()
+                if results:
+                    self.apply_probes(results, time.monotonic())
+                    continue
+                event, future = queue.popleft()
                 state = self.apply(event, time.monotonic())
                 if future is not None and not future.done():
                     future.set_result(state)
 
+    def _take_results(self) -> list[ProbeDone]:
+        """The probe results at the head of the queue, which came in together and are folded
+        together (posted, not submitted: nobody waits on them)."""
+        results: list[ProbeDone] = []
+        queue = self._queue
+        while queue:
+            event, future = queue[0]
+            if future is not None or not isinstance(event, ProbeDone):
+                break
+            queue.popleft()
+            results.append(event)
+        return results
+
     def apply(self, event: Event, now: float) -> State:
         """One step: reduce, then carry out the effects. Synchronous, so it can also serve the
         last-resort shutdown path when the task itself is gone."""
-        before = self.state
-        state, effects = reduce(before, event, now)
-        self.state = state
+        state = self._publish(*reduce(self.state, event, now))
+        if isinstance(event, Tick):
+            self.heartbeat = now
+            self._handlers.on_tick()
+        return state
+
+    def apply_probes(self, results: list[ProbeDone], now: float) -> State:
+        """Probe results that arrived together, in one step (see `reduce_probes`)."""
+        return self._publish(*reduce_probes(self.state, results, now))
+
+    def _publish(self, state: State, effects: tuple[Effect, ...]) -> State:
+        before, self.state = self.state, state
         for effect in effects:
             self._carry_out(effect)
         if state.desired is not before.desired:
             self._reconciler.set(state.desired)
-        if isinstance(event, Tick):
-            self.heartbeat = now
-            self._handlers.on_tick()
         return state
 
     def _carry_out(self, effect: Effect) -> None:

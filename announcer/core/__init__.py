@@ -64,6 +64,7 @@ from .machine import (
     initial_state,
 )
 from .machine import step as reduce
+from .machine import step_probes as reduce_probes
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
 from .reconcile import Changes, Ledger, answered, plan, restated
@@ -152,6 +153,7 @@ __all__ = [
     "quantise",
     "record_flap",
     "reduce",
+    "reduce_probes",
     "restated",
     "shifted",
     "step",

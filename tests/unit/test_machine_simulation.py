@@ -45,6 +45,7 @@ from announcer.core import (
     Stop,
     Tick,
     Undrain,
+    reduce,
 )
 from tests.machine_harness import Harness, make_spec
 
@@ -125,6 +126,7 @@ class Simulation(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ helpers
     def _step(self, event: object, dt: float) -> None:
+        """One event, or a list of probe results that arrived together."""
         self.desired_before = dict(self.h.state.desired)
         self.fresh_before = {
             vip.prefix: sum(self.model.fresh_up(n, self.h.now) for n in vip.checks) >= vip.required
@@ -133,7 +135,10 @@ class Simulation(RuleBasedStateMachine):
         if dt > STALL_AFTER:
             self.model.stalls.append((self.h.now + dt, dt))
             self.model.resumed_at = self.h.now + dt
-        self.h.step(event, dt)  # type: ignore[arg-type]
+        if isinstance(event, list):
+            self.h.step_probes(event, dt)
+        else:
+            self.h.step(event, dt)  # type: ignore[arg-type]
         self.last_was_tick = isinstance(event, Tick)
         self.last_was_stall = dt > STALL_AFTER
         for prefix in set(self.desired_before) | set(self.h.state.desired):
@@ -162,6 +167,48 @@ class Simulation(RuleBasedStateMachine):
             name, ok, "ok" if ok else reason, started_at=started, listener_gone=gone and not ok
         )
         self._step(event, dt)
+        self._model_probe(event)
+
+    @rule(
+        results=st.lists(
+            st.tuples(
+                st.sampled_from(CHECKS),
+                st.booleans(),
+                st.sampled_from(["timeout", "connection_refused", "bad_status"]),
+                st.booleans(),
+            ),
+            min_size=2,
+            max_size=8,
+        ),
+        dt=st.floats(0.01, 0.5) | st.floats(1.5, 3.0),  # a stall before them, sometimes
+    )
+    def results_arriving_together(
+        self, results: list[tuple[str, bool, str, bool]], dt: float
+    ) -> None:
+        """The shell folds the results queued at one wake in one step: that must be exactly
+        folding them one by one at that moment, same state and same effects in the same order."""
+        started = self.h.now + dt - 0.01
+        events = [
+            ProbeDone(
+                name, ok, "ok" if ok else reason, started_at=started, listener_gone=gone and not ok
+            )
+            for name, ok, reason, gone in results
+        ]
+        one_by_one, effects = self.h.state, []
+        for event in events:
+            one_by_one, more = reduce(one_by_one, event, self.h.now + dt)
+            effects.extend(more)
+        already = len(self.h.effects)
+        self._step(events, dt)
+        assert self.h.state == one_by_one
+        assert self.h.effects[already:] == effects
+        for event in events:
+            self._model_probe(event)
+
+    def _model_probe(self, event: ProbeDone) -> None:
+        name, ok, reason, started = event.check, event.ok, event.reason, event.started_at
+        gone = event.listener_gone
+        assert started is not None
         check = self.model.checks[name]
         if not ok and started < self.model.resumed_at:
             return  # began before a stall: void
