@@ -18,6 +18,7 @@ from healthchecks import (
     HttpProbeConfig,
     NginxProbe,
     NginxProbeConfig,
+    ProbeResult,
     TcpProbe,
     TcpProbeConfig,
     run_probe,
@@ -110,6 +111,60 @@ async def test_http_timeout_is_its_own_reason(http_server):
     assert result.duration_s < 1.0
 
 
+class _Hangs:
+    """A probe that never answers (a stand-in for any hung probe)."""
+
+    async def probe(self):
+        await asyncio.Event().wait()
+
+    async def close(self):
+        pass
+
+
+class _Answers:
+    async def probe(self):
+        await asyncio.sleep(0)
+        return ProbeResult(ok=True, reason="ok")
+
+    async def close(self):
+        pass
+
+
+async def test_a_timed_out_probe_leaves_its_task_free_to_go_on():
+    """The deadline cancels the probe, not the runner: the same task probes again, sleeps and
+    waits as before (a cancellation left pending would end the runner at its next await)."""
+    for _ in range(3):
+        result = await run_probe(_Hangs(), 0.02)
+        assert not result.ok and result.reason == "timeout"
+        assert result.detail == "no answer within 0.02s"
+    assert (await run_probe(_Answers(), 0.02)).ok
+    await asyncio.sleep(0.05)  # past the answered probe's deadline: its clock was stopped
+    assert (await asyncio.wait_for(asyncio.sleep(0, result="awake"), 1.0)) == "awake"
+
+
+async def test_cancelling_the_runner_is_not_taken_for_a_timeout():
+    """A reload that removes a check cancels its runner mid-probe: that must end the runner,
+    not come back as a failed probe."""
+    task = asyncio.create_task(run_probe(_Hangs(), 5.0))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancelled_as_the_deadline_passes_the_runner_still_ends():
+    """The deadline and a cancellation from outside in the same instant: the outside one wins."""
+
+    async def run():
+        return await run_probe(_Hangs(), 0.05)
+
+    task = asyncio.create_task(run())
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, task.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_http_connection_refused(unused_tcp_port):
     config = HttpProbeConfig(url=f"http://127.0.0.1:{unused_tcp_port}/")
     result = await probe_once(HttpProbe(config))
@@ -117,7 +172,7 @@ async def test_http_connection_refused(unused_tcp_port):
 
 
 async def test_http_sees_a_dead_listener_on_the_next_probe(http_server):
-    """Connections are not reused by default, so a stopped server fails the very next probe."""
+    """A stopped server fails the very next probe (its kept connection closed with it)."""
     base, _ = http_server
     probe = HttpProbe(HttpProbeConfig(url=f"{base}/health"))
     assert (await run_probe(probe, 1.0)).ok
