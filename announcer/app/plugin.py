@@ -58,7 +58,8 @@ __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
 TICK_S = 0.25
-# the API starts once every check has a verdict, or after this long
+# the API starts once every VIP is decided (loading its web server is a tenth of a second of
+# CPU that start-up spends deciding instead), or after this long
 API_AFTER_S = 2.0
 ADDRESS_DUMP_TIMEOUT_S = 5.0
 # ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
@@ -377,11 +378,17 @@ class Plugin:
 
     async def _serve_api_once_settled(self) -> None:
         deadline = time.monotonic() + API_AFTER_S
-        while time.monotonic() < deadline and any(
-            record.state.health is Health.UNKNOWN for record in self.owner.state.checks.values()
-        ):
+        while time.monotonic() < deadline and not self._decided():
             await asyncio.sleep(0.05)
         await self._serve_api()
+
+    def _decided(self) -> bool:
+        """Every check has a verdict and every VIP a decision (a guarded VIP waits for the
+        host's addresses)."""
+        state = self.owner.state
+        return all(
+            record.state.health is not Health.UNKNOWN for record in state.checks.values()
+        ) and all(vip.prefix in state.desired for vip in state.spec.vips)
 
     async def _serve_api(self) -> None:
         if not self.config.api.listen:
