@@ -1,5 +1,5 @@
-"""The host's addresses over netlink (pyroute2): watched for the address guard, and assigned
-or removed for VIPs with `address: manage`.
+"""The host's addresses over netlink: watched for the address guard, and assigned or removed
+(pyroute2) for VIPs with `address: manage`.
 
 The watcher subscribes to the kernel's address events before it dumps the current set, so
 nothing between the two is missed, and reports the whole set after every change: an operator
@@ -14,20 +14,24 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..logs import get_logger
+from .rtnetlink import (
+    RECV_BYTES,
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
+    AddressMessage,
+    dump_addresses,
+    parse,
+)
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-# pyroute2 is imported where it is used, in a worker thread where possible: loading it takes a
-# tenth of a second, which start-up spends probing instead
-
-# rtnetlink multicast groups (linux/rtnetlink.h)
-RTMGRP_IPV4_IFADDR = 0x10
-RTMGRP_IPV6_IFADDR = 0x100
+# pyroute2 (for assigning addresses) is imported where it is used, in a worker thread: loading
+# it takes a tenth of a second of CPU, which start-up spends probing instead
 
 __all__ = ["AddressError", "AddressWatcher", "assign", "unassign"]
 
@@ -38,22 +42,14 @@ _IFA_F_DADFAILED = 0x08
 _IFA_F_TENTATIVE = 0x40
 _UNUSABLE = _IFA_F_DADFAILED | _IFA_F_TENTATIVE
 RESYNC_DELAY_S = 0.5
-RECV_BYTES = 1 << 20
 
 
 class AddressError(Exception):
     """An address could not be assigned or removed; the message says what to do."""
 
 
-def _address_of(message: Any) -> tuple[tuple[int, str], bool] | None:
-    """(interface index, address) and whether the address is usable."""
-    # IPv4: IFA_LOCAL is ours (IFA_ADDRESS is the peer on point-to-point links); IPv6: IFA_ADDRESS
-    raw = message.get("IFA_LOCAL") or message.get("IFA_ADDRESS")
-    if raw is None:
-        return None
-    flags = message.get("IFA_FLAGS") or message.get("flags") or 0
-    usable = not (message.get("family") == socket.AF_INET6 and flags & _UNUSABLE)
-    return (int(message.get("index") or 0), str(ipaddress.ip_address(raw))), usable
+def _usable(message: AddressMessage) -> bool:
+    return not (message.family == socket.AF_INET6 and message.flags & _UNUSABLE)
 
 
 class AddressWatcher:
@@ -71,12 +67,9 @@ class AddressWatcher:
             self._reported = present
             self._on_change(present)
 
-    def _fold(self, message: Any) -> None:
-        found = _address_of(message)
-        if found is None:
-            return
-        key, usable = found
-        if message.get("event") == "RTM_DELADDR" or not usable:
+    def _fold(self, message: AddressMessage) -> None:
+        key = (message.index, message.address)
+        if message.deleted or not _usable(message):
             self._held.pop(key, None)
         else:
             self._held[key] = None
@@ -96,17 +89,15 @@ class AddressWatcher:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
-        # a raw socket read by the loop itself (pyroute2's asyncio transport does not run on
-        # uvloop); pyroute2 parses the messages and does the dump
+        # a raw socket read by the loop itself
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         failed: asyncio.Future[None] = loop.create_future()
 
         def readable() -> None:
             try:
-                data = sock.recv(RECV_BYTES)
-                for message in marshal.parse(data):
-                    if message.get("event") in ("RTM_NEWADDR", "RTM_DELADDR"):
-                        self._fold(message)
+                messages, _ = parse(sock.recv(RECV_BYTES))
+                for message in messages:
+                    self._fold(message)
             except Exception as exc:
                 if not failed.done():
                     failed.set_exception(exc)
@@ -118,10 +109,7 @@ class AddressWatcher:
             # subscribe first, dump second: a change in between waits in the socket
             sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             sock.setblocking(False)
-            dumped = await asyncio.to_thread(_dump)
-            from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # loaded by the dump
-
-            marshal = MarshalRtnl()
+            dumped = await asyncio.to_thread(dump_addresses)
             self._held = {}
             for message in dumped:
                 self._fold(message)
@@ -132,13 +120,6 @@ class AddressWatcher:
         finally:
             loop.remove_reader(sock.fileno())
             sock.close()
-
-
-def _dump() -> list[Any]:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return list(ipr.addr("dump"))
 
 
 def _prefixlen(address: str) -> int:
