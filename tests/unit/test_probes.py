@@ -171,13 +171,33 @@ async def test_http_connection_refused(unused_tcp_port):
     assert not result.ok and result.reason == "connection_refused"
 
 
-async def test_http_sees_a_dead_listener_on_the_next_probe(http_server):
-    """A stopped server fails the very next probe (its kept connection closed with it)."""
-    base, _ = http_server
-    probe = HttpProbe(HttpProbeConfig(url=f"{base}/health"))
-    assert (await run_probe(probe, 1.0)).ok
-    assert (await run_probe(probe, 1.0)).ok
-    await probe.close()
+async def test_http_sees_a_dead_listener_on_the_next_probe():
+    """A stopped server fails the very next probe: its kept connection ended with it, and the
+    new one is refused."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def serve(reader, writer):
+        held.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    probe = HttpProbe(HttpProbeConfig(url=f"http://127.0.0.1:{port}/health"))
+    try:
+        assert (await run_probe(probe, 1.0)).ok
+        assert (await run_probe(probe, 1.0)).ok
+        assert len(held) == 1  # the second probe went over the kept connection
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+        result = await run_probe(probe, 1.0)
+        assert not result.ok and result.reason == "connection_refused"
+    finally:
+        await probe.close()
 
 
 async def test_tcp_connect_and_expect():
