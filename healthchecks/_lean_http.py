@@ -70,7 +70,9 @@ class _Connection(asyncio.Protocol):
             self._transport.write(request)
         except RuntimeError:  # uvloop's word for a transport closed under us
             self.open = False
-            done.set_exception(_Stale() if self.exchanges > 1 else ConnectionResetError("closed"))
+            done.set_exception(
+                _Stale() if self._reuse_unanswered() else ConnectionResetError("closed")
+            )
 
     def data_received(self, data: bytes) -> None:
         if self._done is None or self._done.done():
@@ -90,10 +92,15 @@ class _Connection(asyncio.Protocol):
         elif len(self._buffer) > MAX_HEAD_BYTES + self._limit + 64 * 1024:
             self._fail(BadResponse("response too large"))
 
+    def _reuse_unanswered(self) -> bool:
+        """A reused connection ended before any byte of the answer: the server closed it as
+        the request went out (send again on a new one: _Stale)."""
+        return not self._buffer and self.exchanges > 1
+
     def eof_received(self) -> bool:
         self.open = False
         if self._done is not None and not self._done.done():
-            if not self._buffer and self.exchanges > 1:
+            if self._reuse_unanswered():
                 self._fail(_Stale())
                 return False
             try:
@@ -110,7 +117,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
         if self._done is not None and not self._done.done():
-            if not self._buffer and self.exchanges > 1:
+            if self._reuse_unanswered():
                 self._done.set_exception(_Stale())
             else:
                 self._done.set_exception(

@@ -66,6 +66,12 @@ class _Deadline:
         return self.expired and self._task.uncancel() <= self._cancelling
 
 
+def _failed(reason: str, detail: str, started: float) -> ProbeResult:
+    return ProbeResult(
+        ok=False, reason=reason, duration_s=time.monotonic() - started, detail=detail[:200]
+    )
+
+
 async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:
     """Run one probe under `timeout_s`, never raising: every failure becomes a result."""
     started = time.monotonic()
@@ -75,21 +81,10 @@ async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:
     except asyncio.CancelledError:
         if not deadline.end():
             raise
-        return ProbeResult(
-            ok=False,
-            reason="timeout",
-            duration_s=time.monotonic() - started,
-            detail=f"no answer within {timeout_s:g}s",
-        )
+        return _failed("timeout", f"no answer within {timeout_s:g}s", started)
     except Exception as exc:  # a probe must never take the scheduler down
         deadline.end()
-        detail = str(exc) or type(exc).__name__
-        return ProbeResult(
-            ok=False,
-            reason=reason_for_exception(exc),
-            duration_s=time.monotonic() - started,
-            detail=detail[:200],
-        )
+        return _failed(reason_for_exception(exc), str(exc) or type(exc).__name__, started)
     deadline.end()
     return ProbeResult(
         result.ok,

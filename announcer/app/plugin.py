@@ -333,7 +333,7 @@ class Plugin:
         # the checks rise meanwhile; a guarded VIP stays undecided until the addresses are
         # known (the reducer waits for the first report), so nothing is announced before
         self._spawn(self._wait_for_addresses(), "first-addresses")
-        # the API after the first verdicts: its web server is the slowest thing to load (a
+        # the API once every VIP is decided: its web server is the slowest thing to load (a
         # tenth of a second of CPU, with the event loop blocked), and a cold start's
         # announcements should not wait for it
         self._spawn(self._serve_api_once_settled(), "api")
