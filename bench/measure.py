@@ -147,13 +147,13 @@ def summary(values: list[float]) -> dict[str, float]:
 def _children(pid: int) -> list[int]:
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
+    except OSError:  # gone, or exiting while read (ESRCH)
         return []
     kids: list[int] = []
     for task in tasks:
         try:
             kids += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-        except FileNotFoundError:
+        except OSError:  # gone, or exiting while read (ESRCH)
             continue
     return kids
 
@@ -173,7 +173,7 @@ def cpu_seconds(pid: int) -> float:
     """User + system time of the process and of its children it has waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except OSError:  # gone, or exiting while read (ESRCH)
         return 0.0
     utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
     return (utime + stime + cutime + cstime) / CLOCK_TICKS
@@ -182,7 +182,7 @@ def cpu_seconds(pid: int) -> float:
 def rss_bytes(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    except FileNotFoundError:
+    except OSError:  # gone, or exiting while read (ESRCH)
         return 0
 
 

@@ -170,9 +170,14 @@ class Lab(PrometheusMixin):
     def down(self) -> None:
         """Stop everything the lab started and remove its namespaces (idempotent)."""
         present = existing_namespaces()
+        errors: list[str] = []
         for namespace in [*self.namespaces, *_recorded_namespaces(self.workdir)]:
             if namespace in present:
-                kill_namespace_processes(namespace)
+                # one namespace that fails to clean up must not leave the others behind
+                try:
+                    kill_namespace_processes(namespace)
+                except Exception as error:  # reported below, once the rest is down
+                    errors.append(f"{namespace}: {error!r}")
                 ip("netns", "delete", namespace, check=False)
         if ROOT_PORT in ip("-o", "link", "show", check=False):
             ip("link", "delete", ROOT_PORT, check=False)
@@ -184,6 +189,8 @@ class Lab(PrometheusMixin):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(5)
         self._children.clear()
+        if errors:
+            raise LabError("lab down: " + "; ".join(errors))
 
     def _prepare_workdir(self) -> None:
         for parent in self.workdir.resolve().parents:
@@ -555,8 +562,10 @@ class Lab(PrometheusMixin):
             self.start_process(name, argv, d / "nginx.out")
         else:
             # master-worker, as packaged HAProxy runs: a reload (SIGUSR2 to the master) starts
-            # new workers that take the listening sockets over from the old ones
-            argv = ["haproxy", "-W", "-db", "-f", str(d / "haproxy.cfg")]
+            # new workers that take the listening sockets over from the old ones; the pid file
+            # holds the master's pid (it keeps it across reloads: it re-executes itself)
+            pidfile = str(d / "haproxy.pid")
+            argv = ["haproxy", "-W", "-db", "-f", str(d / "haproxy.cfg"), "-p", pidfile]
             self.start_process(name, argv, d / "haproxy.out")
         _wait_until(lambda: self._listening(name, 80), 10, f"{name}: LB did not start")
 
@@ -596,7 +605,7 @@ class Lab(PrometheusMixin):
         for pid in [int(p) for p in ip("netns", "pids", namespace, check=False).split()]:
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except FileNotFoundError:
+            except OSError:  # gone, or exiting while read (ESRCH)
                 continue
             if all(f in cmdline for f in fragments) and alive(pid):
                 pids.append(pid)
@@ -672,18 +681,24 @@ class Lab(PrometheusMixin):
 
     # ---------------------------------------------------------------- reloads
     def master_pid(self, name: str) -> int:
-        host, d = self.host(name), self.dir(name)
-        if host.kind == "nginx":
-            return int((d / "nginx.pid").read_text())
-        pids = self.pids(name, "haproxy", "-W", str(d / "haproxy.cfg"))
-        # the master is the one whose parent is not a haproxy
-        masters = [p for p in pids if _parent(p) not in pids]
-        if len(masters) != 1:
-            raise LabError(f"{name}: HAProxy masters {masters}")
-        return masters[0]
+        # from the pid file: telling the master from the process tree races with old workers
+        # that exit while it is read (a reload under traffic looked like three masters). A
+        # reloading HAProxy master rewrites the file (empty for a moment): read it again.
+        pidfile = self.dir(name) / (
+            "nginx.pid" if self.host(name).kind == "nginx" else "haproxy.pid"
+        )
+        pid: list[int] = []
 
-    def workers(self, name: str) -> set[int]:
-        master = self.master_pid(name)
+        def read() -> bool:
+            with contextlib.suppress(OSError, ValueError):
+                pid.append(int(pidfile.read_text()))
+            return bool(pid)
+
+        _wait_until(read, 5, f"{name}: no master pid in {pidfile}", poll_s=0.01)
+        return pid[0]
+
+    def workers(self, name: str, master: int | None = None) -> set[int]:
+        master = self.master_pid(name) if master is None else master
         return {p for p in self.service_pids(name) if _parent(p) == master}
 
     def reload_service(self, name: str, timeout: float = 10.0) -> None:
@@ -691,10 +706,11 @@ class Lab(PrometheusMixin):
         the master re-executes itself, new workers start, the old ones get -sf); returns once
         new workers run. Old workers finish their open connections first (HAProxy's, an idle
         one, until `timeout client`), as they do in production."""
-        before = self.workers(name)
+        # a reload keeps the master's pid (HAProxy's re-executes itself)
         master = self.master_pid(name)
+        before = self.workers(name, master)
         os.kill(master, signal.SIGHUP if self.host(name).kind == "nginx" else signal.SIGUSR2)
-        _wait_until(lambda: bool(self.workers(name) - before), timeout, "no new workers")
+        _wait_until(lambda: bool(self.workers(name, master) - before), timeout, "no new workers")
 
     def upgrade_nginx(self, name: str, timeout: float = 10.0) -> None:
         """nginx's binary upgrade: USR2 starts a new master (the old pid file becomes

@@ -96,7 +96,9 @@ def alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie (reaped here if it is our own child)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):
+        # OSError, not only FileNotFoundError: a process that exits between the open and the
+        # read fails the read with ESRCH (ProcessLookupError)
         return False
     if state == "Z":
         # reap our own zombies; others are reaped by their parent or init
