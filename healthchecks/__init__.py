@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Probe, ProbeFailure, ProbeResult
+from .base import Probe, ProbeFailure, ProbeResult, QuickProbe
 from .exec_probe import ExecProbe, ExecProbeConfig
 from .haproxy_probe import HaproxyProbe, HaproxyProbeConfig
 from .http_probe import HttpProbe, HttpProbeConfig
@@ -34,6 +34,7 @@ __all__ = [
     "ProbeConfig",
     "ProbeFailure",
     "ProbeResult",
+    "QuickProbe",
     "TcpProbe",
     "TcpProbeConfig",
     "Watcher",

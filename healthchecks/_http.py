@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
-from ._lean_http import LeanClient, build_request
+from ._lean_http import Answer, LeanClient, build_request
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
 
@@ -83,8 +84,19 @@ class HttpClient:
         )
 
     async def get(self) -> Response:
-        status, body = await self._client.get()
+        status, body = await self.get_bytes()
         return Response(status, body.decode("utf-8", errors="replace"))
+
+    async def get_bytes(self) -> Answer:
+        return await self._client.get()
+
+    def start(self, deliver: Callable[[Answer | BaseException], None]) -> bool:
+        """`LeanClient.start`: the kept connection's exchange on callbacks (the body as bytes:
+        decode it only if it is looked at)."""
+        return self._client.start(deliver)
+
+    def abandon(self) -> None:
+        self._client.abandon()
 
     async def close(self) -> None:
         self._client.close()

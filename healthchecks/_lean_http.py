@@ -11,6 +11,10 @@ which is most of a probe's cost on both sides. A reused connection that the serv
 as the request went out is retried once on a new connection (a GET is idempotent); any other
 failure is the probe's. A listener that goes away still shows at once: stopping servers close
 their connections, and the next probe then connects afresh and is refused.
+
+`LeanClient.start` is the same exchange without a task: on a kept connection it sends at once
+and hands the answer to a callback from the protocol's own `data_received`. A thousand probes a
+second then cost one send and one receive each, not a task and a chain of coroutines.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import re
 import socket
 import ssl
 import struct
-from typing import cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
-__all__ = ["BadResponse", "LeanClient", "build_request"]
+__all__ = ["BadResponse", "LeanClient", "Stale", "build_request"]
 
 MAX_HEAD_BYTES = 16 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)")
@@ -35,15 +40,67 @@ class BadResponse(Exception):
     pass
 
 
-class _Stale(Exception):
+class Stale(Exception):
     """A reused connection ended before any byte of the answer: send again on a new one."""
+
+
+Answer = tuple[int, bytes]  # status, body (at most `limit` bytes)
+
+
+class _Reply(Protocol):
+    """Where a connection delivers one exchange's outcome: a future (`get`) or a callback
+    (`start`)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Answer, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class _CallbackReply:
+    """A reply that calls back at once, from the protocol's own callback: no future, no task."""
+
+    __slots__ = ("_client", "_connection", "_deliver", "_done")
+
+    def __init__(
+        self,
+        client: LeanClient,
+        connection: _Connection,
+        deliver: Callable[[Answer | BaseException], None],
+    ) -> None:
+        self._client = client
+        self._connection = connection
+        self._deliver = deliver
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Answer, /) -> None:
+        if not self._done:
+            self._done = True
+            self._deliver(result)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            # as in `_exchange`: what arrives later on this connection would be out of step
+            self._client.drop(self._connection)
+            self._deliver(exception)
+
+    def abandon(self) -> None:
+        """The caller gave up (its deadline): nothing is delivered any more."""
+        if not self._done:
+            self._done = True
+            self._client.drop(self._connection)
 
 
 class _Connection(asyncio.Protocol):
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._buffer = bytearray()
-        self._done: asyncio.Future[tuple[int, bytes]] | None = None
+        self._done: _Reply | None = None
         self._transport: asyncio.Transport | None = None
         self.open = False
         self.exchanges = 0
@@ -58,7 +115,7 @@ class _Connection(asyncio.Protocol):
             # exchange and no TIME_WAIT socket per probe (a thousand a second add up)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
 
-    def send(self, request: bytes, done: asyncio.Future[tuple[int, bytes]]) -> None:
+    def send(self, request: bytes, done: _Reply) -> None:
         assert self._transport is not None
         self._buffer.clear()
         self._done = done
@@ -71,7 +128,7 @@ class _Connection(asyncio.Protocol):
         except RuntimeError:  # uvloop's word for a transport closed under us
             self.open = False
             done.set_exception(
-                _Stale() if self._reuse_unanswered() else ConnectionResetError("closed")
+                Stale() if self._reuse_unanswered() else ConnectionResetError("closed")
             )
 
     def data_received(self, data: bytes) -> None:
@@ -94,14 +151,14 @@ class _Connection(asyncio.Protocol):
 
     def _reuse_unanswered(self) -> bool:
         """A reused connection ended before any byte of the answer: the server closed it as
-        the request went out (send again on a new one: _Stale)."""
+        the request went out (send again on a new one: Stale)."""
         return not self._buffer and self.exchanges > 1
 
     def eof_received(self) -> bool:
         self.open = False
         if self._done is not None and not self._done.done():
             if self._reuse_unanswered():
-                self._fail(_Stale())
+                self._fail(Stale())
                 return False
             try:
                 result = _complete(self._buffer, self._limit, eof=True)
@@ -118,7 +175,7 @@ class _Connection(asyncio.Protocol):
         self.open = False
         if self._done is not None and not self._done.done():
             if self._reuse_unanswered():
-                self._done.set_exception(_Stale())
+                self._done.set_exception(Stale())
             else:
                 self._done.set_exception(
                     exc or BadResponse("connection closed before a complete response")
@@ -158,15 +215,40 @@ class LeanClient:
         self._limit = limit
         self._reuse = reuse
         self._connection: _Connection | None = None
+        self._pending: _CallbackReply | None = None
 
-    async def get(self) -> tuple[int, bytes]:
+    async def get(self) -> Answer:
         connection = self._connection
         if connection is not None and connection.open:
             try:
                 return await self._exchange(connection)
-            except _Stale:
+            except Stale:
                 pass
         return await self._exchange(await self._connect())
+
+    def start(self, deliver: Callable[[Answer | BaseException], None]) -> bool:
+        """Send the request on the kept connection, if one is open, and return True: `deliver`
+        then gets the answer or the exception (`Stale`: the server closed the connection as
+        the request went out; send again with `get`), once, possibly before this returns.
+        False: no connection to reuse (use `get`, which connects)."""
+        connection = self._connection
+        if not self._reuse or connection is None or not connection.open:
+            return False
+        self._pending = reply = _CallbackReply(self, connection, deliver)
+        connection.send(self._request, reply)
+        return True
+
+    def abandon(self) -> None:
+        """Give up on the exchange `start` began (a deadline): it delivers nothing more, and
+        its connection is closed (a late answer would be out of step)."""
+        if self._pending is not None:
+            self._pending.abandon()
+            self._pending = None
+
+    def drop(self, connection: _Connection) -> None:
+        connection.close()
+        if self._connection is connection:
+            self._connection = None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -186,15 +268,14 @@ class LeanClient:
         self._connection = connection
         return connection
 
-    async def _exchange(self, connection: _Connection) -> tuple[int, bytes]:
-        done: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+    async def _exchange(self, connection: _Connection) -> Answer:
+        done: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         connection.send(self._request, done)
         try:
             result = await done
         except BaseException:
             # a timeout or an error mid-answer: what arrives later would be out of step
-            connection.close()
-            self._connection = None
+            self.drop(connection)
             raise
         if not self._reuse:
             connection.close()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["Probe", "ProbeFailure", "ProbeResult"]
+__all__ = ["Probe", "ProbeFailure", "ProbeResult", "QuickProbe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +43,20 @@ class Probe(Protocol):
     async def probe(self) -> ProbeResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class QuickProbe(Probe, Protocol):
+    """A probe that can also run on callbacks, with no task: the kept-alive HTTP probe, which
+    a thousand checks run every second.
+
+    `start` begins a probe that started at `started` (monotonic) and returns True, or returns
+    False when it cannot (no connection to reuse: run `probe` under `run_probe` instead).
+    After True, `done` is called once, possibly before `start` returns, unless `abandon` came
+    first: with the result (its duration counted from `started`; never raising), or with None
+    when the kept connection turned out closed before it answered (run `probe` instead).
+    The caller owns the deadline: at it, `abandon`, and the probe timed out."""
+
+    def start(self, started: float, done: Callable[[ProbeResult | None], None]) -> bool: ...
+
+    def abandon(self) -> None: ...

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from ._http import HttpClient, HttpTarget
+from ._lean_http import Answer, Stale
 from .base import ProbeFailure, ProbeResult
+from .runner import failed_result
 
 __all__ = ["HttpProbe", "HttpProbeConfig"]
 
@@ -41,20 +45,56 @@ class HttpProbeConfig(HttpTarget):
 
 
 class HttpProbe:
+    """A `QuickProbe`: on a kept connection it also runs on callbacks (`start`)."""
+
     def __init__(self, config: HttpProbeConfig) -> None:
         self._config = config
         self._client = HttpClient(config)
         self._regex = re.compile(config.expect_body_regex) if config.expect_body_regex else None
+        self._reads_body = config.expect_body is not None or self._regex is not None
+        self._started = 0.0
+        self._done: Callable[[ProbeResult | None], None] | None = None
 
     async def probe(self) -> ProbeResult:
-        response = await self._client.get()
-        if response.status not in self._config.expect_status:
-            raise ProbeFailure("bad_status", f"HTTP {response.status}")
-        if self._config.expect_body is not None and self._config.expect_body not in response.body:
-            raise ProbeFailure("body_mismatch", f"body lacks {self._config.expect_body!r}")
-        if self._regex is not None and not self._regex.search(response.body):
-            raise ProbeFailure("body_mismatch", f"body does not match {self._regex.pattern!r}")
-        return ProbeResult(ok=True, reason="ok", detail=f"HTTP {response.status}")
+        status, body = await self._client.get_bytes()
+        return ProbeResult(ok=True, reason="ok", detail=self._judge(status, body))
+
+    def start(self, started: float, done: Callable[[ProbeResult | None], None]) -> bool:
+        self._started, self._done = started, done
+        return self._client.start(self._deliver)
+
+    def abandon(self) -> None:
+        self._done = None
+        self._client.abandon()
+
+    def _deliver(self, answer: Answer | BaseException) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            return
+        if isinstance(answer, Stale):
+            done(None)
+        elif isinstance(answer, BaseException):
+            done(failed_result(answer, self._started))
+        else:
+            try:
+                detail = self._judge(*answer)
+            except ProbeFailure as exc:
+                done(failed_result(exc, self._started))
+            else:
+                done(ProbeResult(True, "ok", time.monotonic() - self._started, detail))
+
+    def _judge(self, status: int, body: bytes) -> str:
+        """The result's detail if the answer passes; ProbeFailure if not."""
+        if status not in self._config.expect_status:
+            raise ProbeFailure("bad_status", f"HTTP {status}")
+        if self._reads_body:
+            text = body.decode("utf-8", errors="replace")
+            expected = self._config.expect_body
+            if expected is not None and expected not in text:
+                raise ProbeFailure("body_mismatch", f"body lacks {expected!r}")
+            if self._regex is not None and not self._regex.search(text):
+                raise ProbeFailure("body_mismatch", f"body does not match {self._regex.pattern!r}")
+        return f"HTTP {status}"
 
     async def close(self) -> None:
         await self._client.close()

@@ -10,7 +10,7 @@ import time
 from ._lean_http import BadResponse
 from .base import Probe, ProbeFailure, ProbeResult
 
-__all__ = ["reason_for_exception", "run_probe"]
+__all__ = ["failed_result", "reason_for_exception", "run_probe", "timed_out"]
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection_refused",
@@ -72,6 +72,16 @@ def _failed(reason: str, detail: str, started: float) -> ProbeResult:
     )
 
 
+def failed_result(exc: BaseException, started: float) -> ProbeResult:
+    """The result of a probe that started at `started` and raised `exc`."""
+    return _failed(reason_for_exception(exc), str(exc) or type(exc).__name__, started)
+
+
+def timed_out(timeout_s: float, started: float) -> ProbeResult:
+    """The result of a probe that started at `started` and had no answer within `timeout_s`."""
+    return _failed("timeout", f"no answer within {timeout_s:g}s", started)
+
+
 async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:
     """Run one probe under `timeout_s`, never raising: every failure becomes a result."""
     started = time.monotonic()
@@ -81,10 +91,10 @@ async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:
     except asyncio.CancelledError:
         if not deadline.end():
             raise
-        return _failed("timeout", f"no answer within {timeout_s:g}s", started)
+        return timed_out(timeout_s, started)
     except Exception as exc:  # a probe must never take the scheduler down
         deadline.end()
-        return _failed(reason_for_exception(exc), str(exc) or type(exc).__name__, started)
+        return failed_result(exc, started)
     deadline.end()
     return ProbeResult(
         result.ok,

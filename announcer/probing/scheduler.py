@@ -1,4 +1,4 @@
-"""One task per check: probe, hand the result to the state owner, sleep until the next probe.
+"""One runner per check: probe, hand the result to the state owner, wait until the next probe.
 
 The cadence does not drift (the next probe is due a delay after the previous one started); the
 delay comes from the result sink: `interval` when settled, shorter while a change is being
@@ -8,11 +8,21 @@ confirmed (`core.hysteresis.next_probe_in`: by how strongly the last result spok
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
 
-from healthchecks import Endpoint, Probe, ProbeResult, Watcher, endpoint_of, run_probe
+from healthchecks import (
+    Endpoint,
+    Probe,
+    ProbeResult,
+    QuickProbe,
+    Watcher,
+    endpoint_of,
+    run_probe,
+)
+from healthchecks.runner import timed_out
 
 from ..config import CheckConfig
 
@@ -78,12 +88,17 @@ class Watchers:
         return len(self._by_endpoint)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class CheckRunner:
+    """Probes one check for as long as `run` runs: a timer starts each probe, and the result
+    (through the sink) says when the next one is due.
+
+    A probe that can run on callbacks (`QuickProbe`: HTTP on a kept connection) needs no task
+    at all: the timer sends, the answer arrives in the connection's callback, and the next
+    timer is armed there, with the deadline as the one timer in between. Any other probe, or
+    one that must connect first, runs as a short task under `run_probe`. Either way a check
+    has one probe in flight at most, and `run`'s task owns the whole lifetime: cancelling it
+    stops the timers, abandons the probe in flight and closes the probe."""
+
     def __init__(
         self,
         name: str,
@@ -96,18 +111,26 @@ class CheckRunner:
         self.name = name
         self.spec = spec
         self.probe = probe
+        self._quick = probe if isinstance(probe, QuickProbe) else None
         self._sink = sink
-        self._waiter: asyncio.Future[None] | None = None
-        # a wake that came while a probe ran: the next wait ends at once (the probe in flight
-        # may have started before what the wake reports)
+        self._endpoint: Endpoint | None = None
+        # the one timer: until the next probe, or (a quick probe in flight) its deadline
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._in_flight = False
+        self._started = 0.0
+        self._slow: asyncio.Task[None] | None = None
+        # a wake that came while a probe ran: the next probe follows at once (the probe in
+        # flight may have started before what the wake reports)
         self._woken = False
+        # where a failure in a callback goes: `run` raises it, as if its own code had
+        self._stopped: asyncio.Future[None] | None = None
 
     def probe_now(self) -> None:
         """Cut the current wait short (SIGUSR1, a stall of the plugin, the watcher)."""
-        if self._waiter is not None:
-            _wake(self._waiter)
-        else:
+        if self._in_flight or self._stopped is None:
             self._woken = True
+        else:
+            self._arm(0.0)
 
     def probe_soon(self, delay_s: float) -> None:
         if delay_s <= 0:
@@ -115,43 +138,116 @@ class CheckRunner:
         else:
             asyncio.get_running_loop().call_later(delay_s, self.probe_now)
 
-    async def _sleep(self, seconds: float) -> None:
-        # a bare future and one timer: a thousand checks sleep and wake every second
-        if self._woken:
-            self._woken = False
-            return
-        if seconds <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(seconds, _wake, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
     async def run(self) -> None:
-        endpoint = endpoint_of(self.spec.probe) if self.spec.watch else None
-        if endpoint is not None and self._watchers is not None:
-            self._watchers.add(endpoint, self)
-        # spread the first probes of many checks a little (not a whole interval: the first
-        # verdict is what start-up waits for)
-        await self._sleep(random.uniform(0, min(self.spec.interval, START_SPREAD_S)))
-        watchers = self._watchers if endpoint is not None else None
+        if self.spec.watch:
+            self._endpoint = endpoint_of(self.spec.probe)
+        if self._endpoint is not None and self._watchers is not None:
+            self._watchers.add(self._endpoint, self)
+        self._stopped = stopped = asyncio.get_running_loop().create_future()
         try:
-            while True:
-                started = time.monotonic()
-                result = await run_probe(self.probe, self.spec.timeout)
-                gone = (
-                    not result.ok
-                    and watchers is not None
-                    and endpoint is not None
-                    and watchers.listener_gone(endpoint)
-                )
-                delay = self._sink(self.name, result, started, gone)
-                await self._sleep(started + delay - time.monotonic())
+            # spread the first probes of many checks a little (not a whole interval: the
+            # first verdict is what start-up waits for)
+            spread = random.uniform(0, min(self.spec.interval, START_SPREAD_S))
+            self._arm(0.0 if self._woken else spread)
+            await stopped
         finally:
-            if endpoint is not None and self._watchers is not None:
-                self._watchers.remove(endpoint, self)
+            self._stopped = None
+            self._halt()
+            if self._slow is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._slow
+            if self._endpoint is not None and self._watchers is not None:
+                self._watchers.remove(self._endpoint, self)
             await self.probe.close()
+
+    def _halt(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._in_flight and self._quick is not None:
+            self._quick.abandon()
+        if self._slow is not None:
+            self._slow.cancel()
+        self._in_flight = False
+
+    def _arm(self, delay_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        if delay_s > 0:
+            self._timer = loop.call_later(delay_s, self._probe)
+        else:
+            self._timer = loop.call_soon(self._probe)
+
+    def _fail(self, exc: BaseException) -> None:
+        """A bug in a callback: `run` raises it (the plugin's supervisor sees it)."""
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_exception(exc)
+
+    def _probe(self) -> None:
+        self._timer = None
+        self._woken = False
+        self._started = started = time.monotonic()
+        self._in_flight = True
+        try:
+            quick = self._quick
+            if quick is not None:
+                # the deadline first: the answer may come before `start` returns
+                self._timer = asyncio.get_running_loop().call_later(self.spec.timeout, self._expire)
+                if quick.start(started, self._quick_done):
+                    return
+                self._timer.cancel()
+                self._timer = None
+            self._run_slow(self.spec.timeout)
+        except Exception as exc:  # handed to `run`, which raises it
+            self._fail(exc)
+
+    def _run_slow(self, timeout_s: float) -> None:
+        self._slow = asyncio.get_running_loop().create_task(
+            self._slow_probe(timeout_s), name=f"probe:{self.name}"
+        )
+
+    async def _slow_probe(self, timeout_s: float) -> None:
+        result = await run_probe(self.probe, timeout_s)
+        self._slow = None
+        try:
+            self._finish(result)
+        except Exception as exc:  # handed to `run`, which raises it
+            self._fail(exc)
+
+    def _quick_done(self, result: ProbeResult | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            if result is None:
+                # the kept connection closed as the request went out: connect and send again,
+                # within what is left of the deadline
+                self._run_slow(self._started + self.spec.timeout - time.monotonic())
+            else:
+                self._finish(result)
+        except Exception as exc:  # handed to `run`, which raises it
+            self._fail(exc)
+
+    def _expire(self) -> None:
+        self._timer = None
+        assert self._quick is not None
+        self._quick.abandon()
+        try:
+            self._finish(timed_out(self.spec.timeout, self._started))
+        except Exception as exc:  # handed to `run`, which raises it
+            self._fail(exc)
+
+    def _finish(self, result: ProbeResult) -> None:
+        self._in_flight = False
+        if self._stopped is None or self._stopped.done():
+            return
+        watchers, endpoint = self._watchers, self._endpoint
+        gone = (
+            not result.ok
+            and watchers is not None
+            and endpoint is not None
+            and watchers.listener_gone(endpoint)
+        )
+        delay = self._sink(self.name, result, self._started, gone)
+        self._arm(0.0 if self._woken else self._started + delay - time.monotonic())

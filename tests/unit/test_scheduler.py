@@ -1,14 +1,17 @@
 """Probe scheduling: a watcher event wakes the checks of an endpoint soon, but not in
-lock-step (a thousand checks must neither hit one nginx together nor stay synchronised)."""
+lock-step (a thousand checks must neither hit one nginx together nor stay synchronised); and
+the task-free path of kept-alive HTTP probes keeps every promise of the task path."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
 from announcer.config import CheckConfig
 from announcer.probing.scheduler import WAKE_SPREAD_S, CheckRunner, Watchers
-from healthchecks import TcpProbe, TcpProbeConfig
+from healthchecks import HttpProbe, HttpProbeConfig, ProbeResult, TcpProbe, TcpProbeConfig
 
 
 async def test_a_closed_idle_connection_wakes_every_check_of_the_endpoint_spread_out():
@@ -102,3 +105,183 @@ async def test_a_wake_during_a_probe_is_not_lost():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class ScriptedHttp:
+    """An HTTP/1.1 server that answers request n as `script[n]` says (the last entry repeats):
+    "ok", "500", "hang" (read it, never answer), "drop" (close without answering)."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.requests = 0
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> ScriptedHttp:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/health"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                action = self.script[min(self.requests, len(self.script) - 1)]
+                self.requests += 1
+                if action == "hang":
+                    continue
+                if action == "drop":
+                    break
+                status = b"200 OK" if action == "ok" else b"500 Internal Server Error"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 3\r\n\r\nok\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def http_spec(url: str, timeout: str = "300ms") -> CheckConfig:
+    return CheckConfig.model_validate(
+        {"http": {"url": url}, "interval": "20s", "timeout": timeout, "watch": False}
+    )
+
+
+async def run_until(runner: CheckRunner, results: list, count: int, within: float = 3.0) -> None:
+    """Run until `results` (filled by the sink) holds `count` entries; the sink's delays
+    pace the probes."""
+    task = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(within):
+            while len(results) < count:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    del results[count:]
+
+
+async def test_kept_connection_probes_report_status_timeout_and_recover():
+    """On the kept connection (the task-free path): a 500 is a bad status; no answer is a
+    timeout at the deadline, and the late exchange is dropped with its connection, so the
+    next probe connects afresh and passes."""
+    async with ScriptedHttp(["ok", "ok", "500", "hang", "ok"]) as server:
+        results: list[tuple[ProbeResult, float]] = []
+
+        def sink(name, result, started, gone):
+            results.append((result, time.monotonic() - started))
+            return 0.02
+
+        spec = http_spec(server.url)
+        runner = CheckRunner("c", spec, HttpProbe(HttpProbeConfig(url=server.url)), sink)
+        await run_until(runner, results, 5)
+    reasons = [result.reason for result, _ in results]
+    assert reasons == ["ok", "ok", "bad_status", "timeout", "ok"], results
+    timeout_result, waited = results[3]
+    assert 0.28 <= waited < 0.6 and 0.28 <= timeout_result.duration_s < 0.6, results[3]
+    # one connection for the first three, a new one after the timeout
+    assert server.connections == 2, server.connections
+
+
+async def test_a_kept_connection_dropped_unanswered_is_retried_within_the_probe():
+    """The server closes the kept connection as the next request arrives: that probe sends
+    again on a new connection and passes, as a GET may."""
+    async with ScriptedHttp(["ok", "drop", "ok"]) as server:
+        results: list[ProbeResult] = []
+
+        def sink(name, result, started, gone):
+            results.append(result)
+            return 0.02
+
+        runner = CheckRunner(
+            "c", http_spec(server.url), HttpProbe(HttpProbeConfig(url=server.url)), sink
+        )
+        await run_until(runner, results, 3)
+    assert [r.reason for r in results] == ["ok", "ok", "ok"], results
+    assert server.connections == 2
+
+
+async def test_a_wake_during_a_kept_connection_probe_is_not_lost():
+    async with ScriptedHttp(["ok"]) as server:
+        started: list[float] = []
+        spec = http_spec(server.url, timeout="2s")
+
+        def sink(name, result, at, gone):
+            started.append(at)
+            return 20.0
+
+        probe = HttpProbe(HttpProbeConfig(url=server.url))
+        runner = CheckRunner("c", spec, probe, sink)
+        task = asyncio.create_task(runner.run())
+        try:
+            async with asyncio.timeout(2):
+                while not started:
+                    await asyncio.sleep(0.01)
+                # hold the next answer back: the wake comes while that probe is in flight
+                server.script = ["ok", "hang"]
+                runner.probe_now()
+                await asyncio.sleep(0.05)
+                assert len(started) == 1 and server.requests == 2
+                server.script = ["ok"]
+                runner.probe_now()  # in flight: remembered, not dropped
+                for writer in server.writers:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                while len(started) < 3:
+                    await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_cancelling_a_runner_abandons_its_probe_in_flight_and_reports_nothing_after():
+    async with ScriptedHttp(["ok", "hang"]) as server:
+        results: list[ProbeResult] = []
+
+        def sink(name, result, started, gone):
+            results.append(result)
+            return 0.01
+
+        probe = HttpProbe(HttpProbeConfig(url=server.url))
+        runner = CheckRunner("c", http_spec(server.url, timeout="300ms"), probe, sink)
+        task = asyncio.create_task(runner.run())
+        while server.requests < 2:  # the second probe, on the kept connection, hangs
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        count = len(results)
+        await asyncio.sleep(0.5)  # past that probe's deadline
+    assert count == len(results) == 1, results
+
+
+async def test_a_failing_result_sink_ends_the_runner_with_its_error():
+    """A bug behind the sink must not leave a check silently unprobed: `run` raises it (the
+    plugin's task group then stops, and its supervisor sees why)."""
+    async with ScriptedHttp(["ok"]) as server:
+        calls = 0
+
+        def sink(name, result, started, gone):
+            nonlocal calls
+            calls += 1
+            if calls == 3:  # on the kept connection: inside the connection's callback
+                raise RuntimeError("sink bug")
+            return 0.01
+
+        probe = HttpProbe(HttpProbeConfig(url=server.url))
+        runner = CheckRunner("c", http_spec(server.url), probe, sink)
+        with pytest.raises(RuntimeError, match="sink bug"):
+            async with asyncio.timeout(2):
+                await runner.run()
