@@ -1,6 +1,6 @@
 """BFD session state, read from FRR's bfdd beside ExaBGP (`show bfd peers json` over its vty
-socket), for metrics and status only: it never decides anything, and bfdd missing or
-unreachable is a metric and a log line, never a crash or a withdraw.
+socket, as vtysh would: `frr_vty`), for metrics and status only: it never decides anything,
+and bfdd missing or unreachable is a metric and a log line, never a crash or a withdraw.
 
 The routers act on BFD themselves (a session whose BFD goes down is torn down at once); this
 lets the operator see it from the host.
@@ -9,12 +9,12 @@ lets the operator see it from the host.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Mapping
 
 from ..config import Config
 from ..logs import get_logger
+from .frr_vty import vty_command
 
 __all__ = ["BfdMonitor", "parse_bfd_peers"]
 
@@ -80,27 +80,6 @@ class BfdMonitor:
                 log.info("BFD peer %s %s", peer, state, extra={"peer": peer, "state": state})
 
     async def _query(self) -> str:
-        process = await asyncio.create_subprocess_exec(
-            self._bfdd.vtysh,
-            "--vty_socket",
-            self._bfdd.vty_socket,
-            "-c",
-            "show bfd peers json",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        return await vty_command(
+            self._bfdd.vty_socket, "bfdd", "show bfd peers json", QUERY_TIMEOUT_S
         )
-        try:
-            async with asyncio.timeout(QUERY_TIMEOUT_S):
-                out, err = await process.communicate()
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), 1.0)
-        if process.returncode != 0:
-            raise OSError(
-                err.decode(errors="replace").strip() or f"vtysh exit {process.returncode}"
-            )
-        return out.decode(errors="replace")

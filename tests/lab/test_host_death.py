@@ -48,6 +48,17 @@ def test_a_host_whose_bfdd_dies_is_dropped_and_rejoins_with_bfd(lab: Lab):
     """The routers tear lb1's sessions down when its BFD goes; the plugin reports BFD down;
     with bfdd back, both routers see BFD up and carry lb1 again."""
     lab.wait_bfd()
+    # the plugin reads its own bfdd: both sessions up, as the routers see them
+    deadline = time.monotonic() + 5
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = json.loads(lab.announcer("lb1", "status", "--json"))
+        if status["bfd"]["bfdd_reachable"] and set(status["bfd"]["peers"].values()) == {"up"}:
+            break
+        time.sleep(0.2)
+    assert status["bfd"]["bfdd_reachable"] is True, status["bfd"]
+    peers = status["bfd"]["peers"]  # two routers, an IPv4 and an IPv6 session to each
+    assert len(peers) == 4 and set(peers.values()) == {"up"}, peers
     time.sleep(2)  # sessions older than what a reset would leave
     killed = time.monotonic()
     lab.stop_host_bfdd("lb1")
@@ -57,7 +68,6 @@ def test_a_host_whose_bfdd_dies_is_dropped_and_rejoins_with_bfd(lab: Lab):
         time.sleep(0.05)
     assert reset == {"r1", "r2"}, "a router kept lb1's session when its BFD went down"
     deadline = time.monotonic() + 5
-    status: dict = {}
     while time.monotonic() < deadline:
         status = json.loads(lab.announcer("lb1", "status", "--json"))
         if status["bfd"]["bfdd_reachable"] is False:

@@ -3,6 +3,7 @@ and how the plugin reads bfdd. (The lab tests load this very output into real bf
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from announcer.config import parse_config
 from announcer.host.bfd_status import BfdMonitor, parse_bfd_peers
+from announcer.host.frr_vty import VtyError, vty_command
 
 EXABGP = Path(sys.executable).parent / "exabgp"
 
@@ -131,3 +133,95 @@ async def test_bfdd_missing_is_a_state_not_a_crash(tmp_path):
     await monitor.poll_once()
     assert monitor.reachable is False
     assert dict(monitor.peers) == {"198.51.100.1": "unknown", "2001:db8:ffff::1": "unknown"}
+
+
+class FakeVty:
+    """A daemon's vty socket as FRR serves it: NUL-terminated commands in, the output then
+    three NULs and a status byte out; like bfdd, `show bfd peers` only after `enable`."""
+
+    def __init__(self, folder: Path, peers_json: str) -> None:
+        self.path = str(folder / "bfdd.vty")
+        self.peers_json = peers_json
+        self.received: list[str] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.mode = "answer"  # or "silent", "hang up"
+
+    async def __aenter__(self) -> FakeVty:
+        self.server = await asyncio.start_unix_server(self._serve, self.path)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        enabled = False
+        try:
+            while True:
+                command = (await reader.readuntil(b"\0"))[:-1].decode()
+                self.received.append(command)
+                if command == "enable":
+                    enabled, output, status = True, "", 0
+                elif command == "show bfd peers json" and enabled:
+                    output, status = self.peers_json, 0
+                else:
+                    output, status = f"% [BFD] Unknown command: {command}\n", 2
+                if self.mode == "silent":
+                    await asyncio.sleep(10)
+                if self.mode == "hang up":
+                    writer.write(output.encode()[:5])
+                    break
+                # the answer in two writes: the reader must not stop at the first
+                writer.write(output.encode())
+                await writer.drain()
+                writer.write(b"\0\0\0" + bytes([status]))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+PEERS = (
+    '[\n{"peer": "198.51.100.1", "status": "up"},\n'
+    '{"peer": "2001:db8:ffff::1", "status": "down"}\n]\n'
+)
+
+
+async def test_the_vty_client_enables_then_asks_as_vtysh_does(tmp_path):
+    async with FakeVty(tmp_path, PEERS) as vty:
+        output = await vty_command(str(tmp_path), "bfdd", "show bfd peers json", 2.0)
+    assert vty.received == ["enable", "show bfd peers json"]
+    assert parse_bfd_peers(output) == {"198.51.100.1": "up", "2001:db8:ffff::1": "down"}
+
+
+async def test_the_vty_client_reports_a_refused_command_a_hang_up_and_a_silence(tmp_path):
+    async with FakeVty(tmp_path, PEERS) as vty:
+        with pytest.raises(VtyError, match="status 2: % \\[BFD\\] Unknown command: show nothing"):
+            await vty_command(str(tmp_path), "bfdd", "show nothing", 2.0)
+        vty.mode = "hang up"
+        with pytest.raises(VtyError, match="closed the connection"):
+            await vty_command(str(tmp_path), "bfdd", "show bfd peers json", 2.0)
+        vty.mode = "silent"
+        with pytest.raises(TimeoutError):
+            await vty_command(str(tmp_path), "bfdd", "show bfd peers json", 0.2)
+    with pytest.raises(FileNotFoundError):
+        await vty_command(str(tmp_path / "nowhere"), "bfdd", "show bfd peers json", 2.0)
+    with pytest.raises(ValueError, match="control characters"):
+        await vty_command(str(tmp_path), "bfdd", "show bfd peers json\0enable", 2.0)
+
+
+async def test_the_monitor_reads_peers_from_bfdd_and_notices_it_go(tmp_path):
+    parsed = parse_config(
+        yaml.safe_load(config(tmp_path, bfd={}).read_text())
+        | {"bfdd": {"vty_socket": str(tmp_path)}}
+    )
+    monitor = BfdMonitor(parsed)
+    async with FakeVty(tmp_path, PEERS):
+        await monitor.poll_once()
+        assert monitor.reachable is True
+        assert dict(monitor.peers) == {"198.51.100.1": "up", "2001:db8:ffff::1": "down"}
+    await monitor.poll_once()  # bfdd gone: its socket is gone too
+    assert monitor.reachable is False
+    assert set(monitor.peers.values()) == {"unknown"}
