@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
+import uvloop
 
 from announcer.config import CheckConfig
 from announcer.probing.scheduler import WAKE_SPREAD_S, CheckRunner, Watchers
@@ -155,6 +158,24 @@ class ScriptedHttp:
             writer.close()
 
 
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+def on_both_loops(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
+    """Run the test on asyncio's loop and on uvloop's, which the plugin runs on: their
+    transports differ where a connection closes under a write."""
+
+    def run(loop: str) -> None:
+        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+            runner.run(test())
+
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return pytest.mark.parametrize("loop", LOOPS)(run)
+
+
 def http_spec(url: str, timeout: str = "300ms") -> CheckConfig:
     return CheckConfig.model_validate(
         {"http": {"url": url}, "interval": "20s", "timeout": timeout, "watch": False}
@@ -175,6 +196,7 @@ async def run_until(runner: CheckRunner, results: list, count: int, within: floa
     del results[count:]
 
 
+@on_both_loops
 async def test_kept_connection_probes_report_status_timeout_and_recover():
     """On the kept connection (the task-free path): a 500 is a bad status; no answer is a
     timeout at the deadline, and the late exchange is dropped with its connection, so the
@@ -197,6 +219,7 @@ async def test_kept_connection_probes_report_status_timeout_and_recover():
     assert server.connections == 2, server.connections
 
 
+@on_both_loops
 async def test_a_kept_connection_dropped_unanswered_is_retried_within_the_probe():
     """The server closes the kept connection as the next request arrives: that probe sends
     again on a new connection and passes, as a GET may."""
@@ -215,6 +238,7 @@ async def test_a_kept_connection_dropped_unanswered_is_retried_within_the_probe(
     assert server.connections == 2
 
 
+@on_both_loops
 async def test_a_wake_during_a_kept_connection_probe_is_not_lost():
     async with ScriptedHttp(["ok"]) as server:
         started: list[float] = []
@@ -247,6 +271,7 @@ async def test_a_wake_during_a_kept_connection_probe_is_not_lost():
             await asyncio.gather(task, return_exceptions=True)
 
 
+@on_both_loops
 async def test_cancelling_a_runner_abandons_its_probe_in_flight_and_reports_nothing_after():
     async with ScriptedHttp(["ok", "hang"]) as server:
         results: list[ProbeResult] = []
@@ -267,6 +292,7 @@ async def test_cancelling_a_runner_abandons_its_probe_in_flight_and_reports_noth
     assert count == len(results) == 1, results
 
 
+@on_both_loops
 async def test_a_failing_result_sink_ends_the_runner_with_its_error():
     """A bug behind the sink must not leave a check silently unprobed: `run` raises it (the
     plugin's task group then stops, and its supervisor sees why)."""
