@@ -210,44 +210,40 @@ class CheckRunner:
     async def _slow_probe(self, timeout_s: float) -> None:
         result = await run_probe(self.probe, timeout_s)
         self._slow = None
-        try:
-            self._finish(result)
-        except Exception as exc:  # handed to `run`, which raises it
-            self._fail(exc)
+        self._finish(result)
 
     def _quick_done(self, result: ProbeResult | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        try:
-            if result is None:
-                # the kept connection closed as the request went out: connect and send again,
-                # within what is left of the deadline
-                self._run_slow(self._started + self.spec.timeout - time.monotonic())
-            else:
-                self._finish(result)
-        except Exception as exc:  # handed to `run`, which raises it
-            self._fail(exc)
+        if result is None:
+            # the kept connection closed as the request went out: connect and send again,
+            # within what is left of the deadline
+            self._run_slow(self._started + self.spec.timeout - time.monotonic())
+        else:
+            self._finish(result)
 
     def _expire(self) -> None:
         self._timer = None
         assert self._quick is not None
         self._quick.abandon()
-        try:
-            self._finish(timed_out(self.spec.timeout, self._started))
-        except Exception as exc:  # handed to `run`, which raises it
-            self._fail(exc)
+        self._finish(timed_out(self.spec.timeout, self._started))
 
     def _finish(self, result: ProbeResult) -> None:
+        """Every probe ends here (a callback, a timer or the short task): hand the result
+        over and arm the next probe."""
         self._in_flight = False
         if self._stopped is None or self._stopped.done():
             return
         watchers, endpoint = self._watchers, self._endpoint
-        gone = (
-            not result.ok
-            and watchers is not None
-            and endpoint is not None
-            and watchers.listener_gone(endpoint)
-        )
-        delay = self._sink(self.name, result, self._started, gone)
-        self._arm(0.0 if self._woken else self._started + delay - time.monotonic())
+        try:
+            gone = (
+                not result.ok
+                and watchers is not None
+                and endpoint is not None
+                and watchers.listener_gone(endpoint)
+            )
+            delay = self._sink(self.name, result, self._started, gone)
+            self._arm(0.0 if self._woken else self._started + delay - time.monotonic())
+        except Exception as exc:  # handed to `run`, which raises it
+            self._fail(exc)
