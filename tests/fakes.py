@@ -29,13 +29,23 @@ class Received:
     at: float
 
 
+BARRIER = "show neighbor 0.0.0.0 summary"
+BARRIER_HEADER = "Peer            AS        up/down state       |     #sent     #recvd"
+
+
 @dataclass
 class FakeExabgp:
     config_path: Path
     ack: bool = True
     fail_when: Callable[[str], bool] = lambda line: False
+    # commands whose answer (ack and any lines) this ExaBGP never sends, as a real one might
+    # lose one; each drops one answer, then is spent
+    drop_answer: list[Callable[[str], bool]] = field(default_factory=list)
+    # False: an ExaBGP that answers the barrier with a bare `done` (older or other builds)
+    barrier_header: bool = True
     commands: list[Received] = field(default_factory=list)
     rib: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
     peer: str = "198.51.100.1"
     process: asyncio.subprocess.Process | None = None
     stderr_path: Path | None = None
@@ -66,6 +76,21 @@ class FakeExabgp:
         assert self.process and self.process.stdout
         while line := await self.process.stdout.readline():
             text = line.decode().rstrip("\n")
+            dropper = next((drop for drop in self.drop_answer if drop(text)), None)
+            if dropper is not None:
+                self.drop_answer.remove(dropper)
+                self.dropped.append(text)
+                if text != BARRIER:
+                    self.commands.append(Received(text, time.monotonic()))
+                    self._apply(text)
+                self._changed.set()
+                continue
+            if text == BARRIER:  # the pipe's plumbing, not a command a test looks at
+                if self.ack:
+                    if self.barrier_header:
+                        await self.send(BARRIER_HEADER)
+                    await self.send("done")
+                continue
             self.commands.append(Received(text, time.monotonic()))
             failed = self.fail_when(text)
             if not failed:

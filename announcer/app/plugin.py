@@ -62,6 +62,9 @@ TICK_S = 0.25
 # CPU that start-up spends deciding instead), or after this long
 API_AFTER_S = 2.0
 ADDRESS_DUMP_TIMEOUT_S = 5.0
+# a `show adj-rib out` that went unanswered is asked again, backing off to this
+RIB_RETRY_FIRST_S = 0.5
+RIB_RETRY_MAX_S = 30.0
 # ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
 SHUTDOWN_WITHDRAW_TIMEOUT_S = 1.5
 # ANNOUNCER_FAULT_HOOK=1 lets tests make a task fail on purpose (SIGUSR2): the supervision
@@ -211,10 +214,14 @@ class Plugin:
 
     async def _ask_rib(self) -> None:
         """Ask ExaBGP what it holds; the reducer withdraws whatever this config does not want."""
-        held = await self.session.adj_rib_out()
-        if held is None:
-            log.warning("cannot read ExaBGP's adj-rib-out; stale routes may stay until restart")
-            return
+        delay = RIB_RETRY_FIRST_S
+        while (held := await self.session.adj_rib_out()) is None:
+            if not self.session.expect_acks:
+                log.warning("without acks ExaBGP's adj-rib-out cannot be read; stale routes stay")
+                return
+            log.warning("cannot read ExaBGP's adj-rib-out; asking again", extra={"in_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RIB_RETRY_MAX_S)
         self.owner.post(RibReported(held))
 
     def request_stop(self, reason: str) -> None:
@@ -317,6 +324,7 @@ class Plugin:
             raise _Finished("cannot assign the VIP addresses") from None
         if self.config.exabgp.ack == "auto":
             await self.session.enable_acks()
+        await self.session.probe_barrier()
         assert self._group is not None
         self._group.create_task(self.address_watcher.run(), name="addresses")
         self._group.create_task(self.addresses.run(), name="address-keeper")

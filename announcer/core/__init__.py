@@ -11,7 +11,9 @@ from .dampening import Dampening, DampeningPolicy, current, record_flap
 from .drain import GRACEFUL_SHUTDOWN, DrainPhase, DrainTiming, drain_phase
 from .exabgp_commands import UnsafeToken, announce_command, batch_commands, withdraw_command
 from .exabgp_messages import (
+    BARRIER_COMMAND,
     Ack,
+    BarrierMark,
     Info,
     Malformed,
     Message,
@@ -77,6 +79,8 @@ __all__ = [
     "GRACEFUL_SHUTDOWN",
     "UNDECIDED",
     "Ack",
+    "BARRIER_COMMAND",
+    "BarrierMark",
     "AddressGuard",
     "Addresses",
     "Changes",

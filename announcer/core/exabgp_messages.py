@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 
 __all__ = [
+    "BARRIER_COMMAND",
     "Ack",
+    "BarrierMark",
     "Info",
     "Malformed",
     "Message",
@@ -20,6 +22,21 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Ack:
     ok: bool
+
+
+# An asynchronous ExaBGP command with a fixed first line and nothing after it: `show neighbor
+# summary` filtered to an address no session has. ExaBGP answers asynchronous commands (routes,
+# queries) in the order it got them, so its header marks where the answers to everything sent
+# before it end: the pipe closes each batch with it and counts the acks in between.
+# (A synchronous command such as `version` would not do: ExaBGP answers it ahead of pending
+# asynchronous ones.)
+BARRIER_COMMAND = "show neighbor 0.0.0.0 summary"
+_BARRIER_HEADER = "Peer            AS        up/down state"
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierMark:
+    """The first line of the answer to BARRIER_COMMAND; its `done` follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +72,7 @@ class Malformed:
     error: str
 
 
-Message = Ack | NeighborState | Shutdown | RibRoutes | Info | Malformed
+Message = Ack | BarrierMark | NeighborState | Shutdown | RibRoutes | Info | Malformed
 
 
 def _rib_routes(event: dict[str, object]) -> RibRoutes | Malformed | None:
@@ -116,6 +133,8 @@ def parse_line(raw: str) -> Message:
         return _parse_json(line)
     if line.startswith("shutdown"):
         return Shutdown(line)
+    if line.startswith(_BARRIER_HEADER):
+        return BarrierMark()
     words = line.split()
     if len(words) >= 3 and words[0] == "neighbor" and words[2] in ("up", "down", "connected"):
         reason = line.split(" - ", 1)[1] if " - " in line else ""

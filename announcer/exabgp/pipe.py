@@ -1,15 +1,14 @@
 """The pipe to ExaBGP: read stdin without pause, write commands to stdout, match acks.
 
 ExaBGP freezes when a plugin stops reading its stdin, so one task reads every line as it
-arrives, whatever else is going on. Acks (`done`/`error`) resolve commands in the order they
-were sent; a command whose ack does not come in time is reported as unknown, and its future
-stays queued so that a late ack still lines up with the right command.
+arrives, whatever else is going on. Acks (`done`/`error`) are counted against the batch in
+flight, which ends with a barrier, so that one answer ExaBGP never sends costs that batch
+alone (see ExabgpSession).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import stat
 import sys
@@ -17,7 +16,17 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import BinaryIO, Protocol
 
-from ..core import Ack, Info, Malformed, NeighborState, RibRoutes, Shutdown, parse_line
+from ..core import (
+    BARRIER_COMMAND,
+    Ack,
+    BarrierMark,
+    Info,
+    Malformed,
+    NeighborState,
+    RibRoutes,
+    Shutdown,
+    parse_line,
+)
 from ..logs import get_logger
 
 __all__ = ["AckResult", "ExabgpSession", "LineChannel", "StdioChannel"]
@@ -123,8 +132,40 @@ class StdioChannel:
 NeighborCallback = Callable[[NeighborState], None]
 
 
+class _Batch:
+    """Commands in flight and the acks counted against them. With barriers, the batch ends
+    with BARRIER_COMMAND: its first line (`marked`) says every answer to the batch is in, and
+    the batch counts only when exactly one ack per command came before it."""
+
+    __slots__ = ("acks", "barrier", "future", "marked", "size")
+
+    def __init__(self, size: int, barrier: bool, future: asyncio.Future[list[bool | None]]):
+        self.size = size
+        self.barrier = barrier
+        self.future = future
+        self.acks: list[bool] = []
+        self.marked = False
+
+
+class _Sync(StrEnum):
+    """What the reader expects next."""
+
+    ALIGNED = "aligned"  # answers belong to the batch in flight, in order
+    PROBING = "probing"  # a lone barrier: does this ExaBGP answer it with its header?
+    RESYNC = "resync"  # a lone barrier after a lost answer: drop everything until it
+
+
 class ExabgpSession:
-    """Speaks the process API over a LineChannel."""
+    """Speaks the process API over a LineChannel.
+
+    One batch is in flight at a time. ExaBGP's acks carry no id, so one answer it never sends
+    would shift every later answer onto the command before it. Each batch therefore ends with a
+    barrier (an asynchronous command answered by a fixed line; see BARRIER_COMMAND): a batch
+    whose answers do not add up when the barrier's line arrives is unknown as a whole, never
+    half-trusted, and after a batch that timed out the pipe re-aligns on a lone barrier before
+    it sends anything else. An ExaBGP that does not answer the barrier with its line (checked
+    once at start) gets plain in-order matching, where a late ack still lines up with the
+    command it answers."""
 
     def __init__(
         self,
@@ -140,7 +181,16 @@ class ExabgpSession:
         self.ack_timeout_s = ack_timeout_s
         self._on_neighbor = on_neighbor
         self._on_line = on_line or (lambda kind, line: None)
-        self._pending: collections.deque[asyncio.Future[bool]] = collections.deque()
+        # barriers: None until probed (plain in-order matching meanwhile)
+        self.barriers: bool | None = None
+        self._sync = _Sync.ALIGNED
+        self._batch: _Batch | None = None
+        # a lone barrier's progress (probe or resync): its line seen, then its ack ends it
+        self._lone: asyncio.Future[bool] | None = None
+        self._lone_marked = False
+        # without barriers: acks still owed by batches that timed out (a late ack is theirs)
+        self._owed = 0
+        self.resyncs = 0
         self._send_lock = asyncio.Lock()
         # the answer to `show adj-rib out json` being collected, until its `done`
         self._rib: set[str] | None = None
@@ -150,7 +200,10 @@ class ExabgpSession:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Commands sent whose answer has not come (or never will: until re-aligned)."""
+        batch = self._batch
+        in_flight = batch.size - len(batch.acks) if batch is not None else 0
+        return in_flight + self._owed + (1 if self._sync is not _Sync.ALIGNED else 0)
 
     async def read_forever(self) -> None:
         """Read and dispatch every line until ExaBGP says goodbye or closes the pipe."""
@@ -163,7 +216,10 @@ class ExabgpSession:
             match message:
                 case Ack(ok=ok):
                     self._on_line("ack", line)
-                    self._resolve(ok)
+                    self._ack(ok)
+                case BarrierMark():
+                    self._on_line("info", line)
+                    self._mark()
                 case NeighborState():
                     self._on_line("neighbor", line)
                     log.info(
@@ -196,56 +252,138 @@ class ExabgpSession:
                     self._on_line("info", line)
                     log.debug("line from ExaBGP", extra={"line": line[:200]})
 
-    def _resolve(self, ok: bool) -> None:
-        while self._pending:
-            future = self._pending.popleft()
-            if not future.done():
-                future.set_result(ok)
-                return
-            if future.cancelled():
-                continue
+    # ------------------------------------------------------------ matching answers
+    def _ack(self, ok: bool) -> None:
+        if self._sync is not _Sync.ALIGNED:
+            self._lone_ack()
             return
-        if self.expect_acks:
-            log.warning("ack from ExaBGP with no command waiting", extra={"ok": ok})
+        if self._owed:
+            self._owed -= 1  # a late answer to a batch that timed out
+            return
+        batch = self._batch
+        if batch is None:
+            self._unexpected("ack")
+            return
+        if batch.barrier and batch.marked:
+            self._finish(batch, batch.acks if len(batch.acks) == batch.size else None)
+            return
+        batch.acks.append(ok)
+        if not batch.barrier and len(batch.acks) == batch.size:
+            self._finish(batch, batch.acks)
+
+    def _mark(self) -> None:
+        if self._sync is not _Sync.ALIGNED:
+            self._lone_marked = True
+            return
+        batch = self._batch
+        if batch is None or not batch.barrier or batch.marked:
+            self._unexpected("barrier")
+            return
+        batch.marked = True
+
+    def _lone_ack(self) -> None:
+        """An ack while a lone barrier is out: before its line, a leftover (resync) or the
+        sign of an ExaBGP that answers the barrier without its line (probe); after it, the
+        barrier's own ack: the pipe is aligned."""
+        lone = self._lone
+        if self._lone_marked:
+            self._sync = _Sync.ALIGNED
+            if lone is not None and not lone.done():
+                lone.set_result(True)
+        elif self._sync is _Sync.PROBING:
+            self._sync = _Sync.ALIGNED
+            if lone is not None and not lone.done():
+                lone.set_result(False)
+
+    def _unexpected(self, what: str) -> None:
+        log.warning("answer from ExaBGP with no command waiting", extra={"answer": what})
+        if self.barriers:
+            self._out_of_step()
+
+    def _out_of_step(self) -> None:
+        """Answers can no longer be matched: drop them until a barrier's line and ack (the
+        next send's lone barrier, or any leftover one) bring the pipe back in step."""
+        self._sync = _Sync.RESYNC
+        self._lone_marked = False
+
+    def _finish(self, batch: _Batch, acks: list[bool] | None) -> None:
+        self._batch = None
+        if acks is None:
+            log.warning(
+                "ExaBGP's answers to a batch do not add up; every command in it is unknown",
+                extra={"commands": batch.size, "acks": len(batch.acks)},
+            )
+        if not batch.future.done():
+            batch.future.set_result(list(acks) if acks is not None else [None] * batch.size)
 
     def _close(self, reason: str) -> None:
         if not self.closed.is_set():
             self.close_reason = reason
             log.info("ExaBGP pipe closed", extra={"reason": reason})
             self.closed.set()
-        for future in self._pending:
-            if not future.done():
+        for future in (self._batch.future if self._batch else None, self._lone):
+            if future is not None and not future.done():
                 future.cancel()
 
+    # ------------------------------------------------------------ sending
     async def send(self, lines: Sequence[str], timeout_s: float | None = None) -> list[AckResult]:
         """Write a batch of commands in one go; wait for their acks (when acks are on)."""
         if not lines:
             return []
+        timeout = timeout_s if timeout_s is not None else self.ack_timeout_s
         async with self._send_lock:
             if self.closed.is_set():
                 raise BrokenPipeError(self.close_reason)
-            loop = asyncio.get_running_loop()
-            futures: list[asyncio.Future[bool]] = []
-            if self.expect_acks:
-                futures = [loop.create_future() for _ in lines]
-                self._pending.extend(futures)
-            await self._channel.write_lines(lines)
-            for line in lines:
-                log.debug("sent", extra={"command": line})
             if not self.expect_acks:
+                await self._write(lines)
                 return [AckResult.DONE] * len(lines)
+            trusted = self._sync is _Sync.ALIGNED or await self._lone_barrier(
+                _Sync.RESYNC, timeout
+            )
+            if not trusted:
+                # ExaBGP is not answering: send anyway (a shutdown's withdraw must go out),
+                # but nothing that comes back can be matched
+                await self._write(lines)
+                return [AckResult.TIMEOUT] * len(lines)
+            barrier = bool(self.barriers)
+            batch = _Batch(len(lines), barrier, asyncio.get_running_loop().create_future())
+            self._batch = batch
+            await self._write([*lines, BARRIER_COMMAND] if barrier else lines)
             # asyncio.wait, not wait_for: wait_for can swallow a cancellation that arrives as
             # the acks do (bpo-42130), and shutdown relies on cancellation getting through
-            await asyncio.wait(
-                futures, timeout=timeout_s if timeout_s is not None else self.ack_timeout_s
-            )
-            results = []
-            for future in futures:
-                if future.done() and not future.cancelled():
-                    results.append(AckResult.DONE if future.result() else AckResult.ERROR)
+            await asyncio.wait([batch.future], timeout=timeout)
+            if batch.future.done() and not batch.future.cancelled():
+                return [_RESULT[answer] for answer in batch.future.result()]
+            if self._batch is batch:
+                self._batch = None
+                if barrier:
+                    self._out_of_step()
                 else:
-                    results.append(AckResult.TIMEOUT)
-            return results
+                    self._owed += batch.size - len(batch.acks)
+            return [AckResult.TIMEOUT] * len(lines)
+
+    async def _write(self, lines: Sequence[str]) -> None:
+        await self._channel.write_lines(lines)
+        for line in lines:
+            log.debug("sent", extra={"command": line})
+
+    async def _lone_barrier(self, purpose: _Sync, timeout_s: float) -> bool:
+        """Send the barrier alone and wait for its line and ack. RESYNC: drop every answer
+        until then; True once aligned. PROBING: True when ExaBGP answers it with its line."""
+        if purpose is _Sync.RESYNC:
+            self._out_of_step()
+        else:
+            self._sync, self._lone_marked = purpose, False
+        self._lone = asyncio.get_running_loop().create_future()
+        if purpose is _Sync.RESYNC:
+            self.resyncs += 1
+            log.warning("re-aligning with ExaBGP's answers after one went missing")
+        await self._write([BARRIER_COMMAND])
+        await asyncio.wait([self._lone], timeout=timeout_s)
+        lone, self._lone = self._lone, None
+        if lone.done() and not lone.cancelled():
+            return lone.result()
+        return False
 
     async def enable_acks(self) -> bool:
         """`enable-ack` turns ExaBGP's acks on whatever exabgp.api.ack says, and is answered
@@ -257,6 +395,23 @@ class ExabgpSession:
             self.expect_acks = False
             return False
         return True
+
+    async def probe_barrier(self) -> bool:
+        """Does this ExaBGP answer the barrier with its line? Then every batch ends with one."""
+        if not self.expect_acks or self.barriers is not None:
+            return bool(self.barriers)
+        async with self._send_lock:
+            supported = await self._lone_barrier(_Sync.PROBING, self.ack_timeout_s)
+            if self._sync is not _Sync.ALIGNED:  # no answer at all: it may still come
+                self._sync = _Sync.ALIGNED
+                self._owed += 1
+        self.barriers = supported
+        if not supported:
+            log.warning(
+                "ExaBGP does not answer the barrier command; acks are matched in order only",
+                extra={"command": BARRIER_COMMAND},
+            )
+        return supported
 
     async def adj_rib_out(self) -> frozenset[str] | None:
         """The prefixes ExaBGP holds for its peers (`show adj-rib out json`), or None when it
@@ -274,3 +429,6 @@ class ExabgpSession:
 
     def close(self) -> None:
         self._channel.close()
+
+
+_RESULT = {True: AckResult.DONE, False: AckResult.ERROR, None: AckResult.TIMEOUT}
