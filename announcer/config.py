@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,11 @@ __all__ = [
 ]
 
 MAX_ASN = 2**32 - 1
+# At most this many VIPs and checks: checked before any of them is validated, so that a file
+# of a million wrong entries costs a millisecond, not a million error messages.
+MAX_ENTRIES = 50_000
+# At most this many problems are listed (the count says how many there were).
+MAX_ISSUES = 100
 _WELL_KNOWN_COMMUNITIES = (
     "no-export",
     "no-advertise",
@@ -524,9 +530,11 @@ class Config(_Strict):
         default=None, description="sessions, for exabgp-config and next-hop sanity checks"
     )
     checks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], CheckConfig] = Field(
-        description="named health checks"
+        max_length=MAX_ENTRIES, description="named health checks"
     )
-    vips: list[VipConfig] = Field(min_length=1, description="the routes to announce")
+    vips: list[VipConfig] = Field(
+        min_length=1, max_length=MAX_ENTRIES, description="the routes to announce"
+    )
     drain: DrainConfig = Field(default_factory=DrainConfig)
     dampening: DampeningConfig = Field(default_factory=DampeningConfig)
     addresses: AddressesConfig = Field(
@@ -574,6 +582,16 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel, _EXCERPT.maxstring, _EXCERPT.maxother = 2, 60, 60
+_EXCERPT.maxlist = _EXCERPT.maxdict = _EXCERPT.maxtuple = _EXCERPT.maxset = 4
+
+
+def _excerpt(value: object) -> str:
+    """A bounded repr: an error message quotes what it got, never a whole expanded value."""
+    return _EXCERPT.repr(value)[:120]
+
+
 def _issues_from(error: ValidationError) -> list[ConfigIssue]:
     issues = []
     for item in error.errors(include_url=False):
@@ -586,7 +604,7 @@ def _issues_from(error: ValidationError) -> list[ConfigIssue]:
         elif item["type"] == "missing":
             message = "required key is missing"
         elif "input" in item and item["type"] not in ("value_error", "assertion_error"):
-            message = f"{message} (got {item['input']!r})"
+            message = f"{message} (got {_excerpt(item['input'])})"
         # a model-level error on a VIP that names its own field ("prefix: ...") is moved there
         field, sep, rest = message.partition(": ")
         on_vip = field in ("prefix", "next_hop") and bool(loc) and isinstance(loc[-1], int)
@@ -675,21 +693,98 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _issues_from(exc)) from None
+        issues = _issues_from(exc)
+        if len(issues) > MAX_ISSUES:
+            more = len(issues) - MAX_ISSUES
+            issues = [*issues[:MAX_ISSUES], ConfigIssue("", f"... and {more} more problems")]
+        raise ConfigError(source, issues) from None
     issues = list(cross_check(config))
     if issues:
         raise ConfigError(source, issues)
     return config
 
 
+# Far above any real configuration (10,000 VIPs with their checks are about 2 MB and 300,000
+# nodes), far below what would hold the plugin: a reload must never freeze it.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+MAX_CONFIG_NODES = 1_000_000
+
+
+class _BoundedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's parser where present), refusing a document whose
+    aliases expand to more than MAX_CONFIG_NODES nodes ("billion laughs": an 870-byte file
+    of nested aliases is a billion values once validated or printed) or refer to themselves."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return self.construct_document(node)
+
+
+class _YamlRefused(Exception):
+    pass
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Count the nodes the document holds once every alias is expanded, without expanding:
+    each node's size is computed once (aliases share node objects)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            children = _children(node)
+            total = 1 + sum(sizes[id(child)] for child in children)
+            if total > MAX_CONFIG_NODES:
+                raise _YamlRefused(
+                    f"the document expands to more than {MAX_CONFIG_NODES:,} values "
+                    "(aliases that multiply); write it out or use fewer nested aliases"
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _YamlRefused("an alias refers to the node that holds it")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def load_config(path: str | Path) -> Config:
+    """Read, parse and validate a configuration file. Bounded in size and in what its aliases
+    expand to; the plugin calls it off its event loop."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(source, [ConfigIssue("", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            source, [ConfigIssue("", f"larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB")]
+        )
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"not UTF-8 (byte {exc.start})")]) from None
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)
+    except _YamlRefused as exc:
+        raise ConfigError(source, [ConfigIssue("YAML", str(exc))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

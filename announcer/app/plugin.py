@@ -147,6 +147,7 @@ class Plugin:
         )
         self.api_state.posts_allowed = posts_allowed
         self.api_state.reload = self.reload
+        self._reload_lock = asyncio.Lock()
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
         self.exit_status = 0
@@ -260,8 +261,14 @@ class Plugin:
         changed probe first; switch only if all of it succeeded. Returns the problems."""
         if self.config_path is None:
             return ["this plugin was not started from a config file"]
+        async with self._reload_lock:
+            return await self._reload(self.config_path)
+
+    async def _reload(self, path: str) -> list[str]:
         try:
-            config = load_config(self.config_path)
+            # off the event loop: a large file takes seconds to parse, and probes, acks and
+            # the API must go on meanwhile (the parse is bounded in size and alias expansion)
+            config = await asyncio.to_thread(load_config, path)
             changed = [
                 name
                 for name in self._used_checks(config)

@@ -75,14 +75,14 @@ from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
 from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
 
 __all__ = [
+    "BARRIER_COMMAND",
     "BYTES_PER_MBPS",
     "GRACEFUL_SHUTDOWN",
     "UNDECIDED",
     "Ack",
-    "BARRIER_COMMAND",
-    "BarrierMark",
     "AddressGuard",
     "Addresses",
+    "BarrierMark",
     "Changes",
     "CheckChanged",
     "CheckRecord",

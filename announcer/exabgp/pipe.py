@@ -337,9 +337,7 @@ class ExabgpSession:
             if not self.expect_acks:
                 await self._write(lines)
                 return [AckResult.DONE] * len(lines)
-            trusted = self._sync is _Sync.ALIGNED or await self._lone_barrier(
-                _Sync.RESYNC, timeout
-            )
+            trusted = self._sync is _Sync.ALIGNED or await self._lone_barrier(_Sync.RESYNC, timeout)
             if not trusted:
                 # ExaBGP is not answering: send anyway (a shutdown's withdraw must go out),
                 # but nothing that comes back can be matched

@@ -234,3 +234,40 @@ def test_configuration_reference_is_generated_from_the_models():
     assert generated == render_reference().strip(), (
         "docs/configuration.md is stale: run python -m announcer.docgen docs/configuration.md"
     )
+
+
+def _refused(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    return [str(issue) for issue in error.value.issues]
+
+
+def test_aliases_that_multiply_or_refer_to_themselves_are_refused(tmp_path):
+    from tests.unit.test_wedge_proof import ALIAS_BOMB
+
+    (issue,) = _refused(tmp_path, ALIAS_BOMB)
+    assert "expands to more than 1,000,000 values" in issue
+    (issue,) = _refused(tmp_path, "a: &a [*a]\nchecks: {}\nvips: []\n")
+    assert "refers to the node that holds it" in issue
+    # an alias used as intended still loads
+    shared = BASE.replace("checks:\n", "drain: &d {gshut_period: 1s}\nchecks:\n", 1)
+    shared = shared.replace('/health"}', '/health"}\n    interval: 2s\n  other: {tcp: {port: 1}}')
+    (tmp_path / "ok.yaml").write_text(shared + "dampening: {enabled: false}\n")
+    assert load_config(tmp_path / "ok.yaml").drain.gshut_period == 1.0
+
+
+def test_an_oversized_file_is_refused_before_it_is_parsed(tmp_path):
+    (issue,) = _refused(tmp_path, "#" * (8 * 1024 * 1024 + 10))
+    assert "larger than 8 MiB" in issue
+
+
+def test_a_million_wrong_entries_cost_one_message_each_bounded(tmp_path):
+    (issue,) = _refused(tmp_path, "checks: {}\nvips:\n" + "  - x\n" * 60_000)
+    assert issue.startswith("vips: List should have at most 50000 items")
+    issues = _refused(tmp_path, "checks: {}\nvips:\n" + "  - x\n" * 500)
+    assert len(issues) == 101 and issues[-1] == "... and 400 more problems"
+    long = "y" * 100_000
+    (issue,) = _refused(tmp_path, yaml.safe_dump(base(drain={"file": [long] * 5})))
+    assert len(issue) < 300, issue

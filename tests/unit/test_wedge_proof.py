@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
+from pathlib import Path
 
-from tests.unit.test_faults import api
+import pytest
+
+from tests.fakes import wait_for_api
+from tests.unit.test_faults import api, metric
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
 
@@ -71,3 +76,76 @@ async def _withdraws_promptly(fake, health_server) -> None:
     stopped = time.monotonic()
     await fake.wait_rib(lambda rib: VIP not in rib, timeout=5)
     assert time.monotonic() - stopped < 1.5
+
+
+ALIAS_BOMB = (
+    "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+        for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+    )
+    + "checks: {}\nvips: *i\n"
+)
+
+
+async def _max_latency(listen: str, until: asyncio.Event) -> float:
+    """The slowest /healthz answer while `until` is not set: how long the loop was held."""
+    from aiohttp import ClientSession, ClientTimeout
+
+    worst = 0.0
+    async with ClientSession(timeout=ClientTimeout(total=30)) as http:
+        while not until.is_set():
+            started = time.monotonic()
+            async with http.get(f"http://{listen}/healthz") as r:
+                await r.read()
+            worst = max(worst, time.monotonic() - started)
+            await asyncio.sleep(0.01)
+    return worst
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+# finding 4: a reload can freeze the plugin
+@pytest.mark.parametrize("how", ["sighup", "api"])
+@pytest.mark.parametrize("content", ["alias bomb", "20 MB"])
+async def test_a_hostile_config_file_is_refused_at_once_and_freezes_nothing(
+    exabgp, health_server, plugin_config, how, content
+):
+    config = plugin_config(health_server.url)
+    fake = exabgp(config)
+    await fake.start()
+    await fake.wait_rib(lambda rib: VIP in rib)
+    listen = config["api"]["listen"]
+    await wait_for_api(listen)
+    assert fake.process is not None
+    before = _peak_rss_mb(fake.process.pid)
+    if content == "alias bomb":
+        fake.config_path.write_text(ALIAS_BOMB)
+        assert len(ALIAS_BOMB) < 1000
+    else:
+        fake.config_path.write_text("# padding\n" * 2_000_000)
+    done = asyncio.Event()
+    watching = asyncio.create_task(_max_latency(listen, done))
+    started = time.monotonic()
+    if how == "api":
+        status, body = await api(config, "POST", "/v1/reload")
+        assert status == 400 and ("expands to more than" in body or "larger than" in body), body
+    else:
+        fake.signal(signal.SIGHUP)
+        while True:
+            _, metrics = await api(config, "GET", "/metrics")
+            if metric(metrics, "announcer_config_last_reload_successful") == 0:
+                break
+            assert time.monotonic() - started < 5, "the reload was never refused"
+            await asyncio.sleep(0.02)
+    refused_after = time.monotonic() - started
+    done.set()
+    worst = await watching
+    assert refused_after < 1.0
+    assert worst < 0.5, f"the API waited {worst:.2f} s: the event loop was held"
+    assert _peak_rss_mb(fake.process.pid) < before + 100
+    assert VIP in fake.announced() and fake.process.returncode is None
