@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -32,10 +33,11 @@ def _load(path: str) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .host.secrets import SecretError, read_secret
+    from .host.secrets import SecretError, read_secret, read_token
 
     config = _load(args.config)
-    # the files a running host needs, as this user can read them (ExecStartPre runs as exabgp)
+    # the files a running host needs, as this user can use them (ExecStartPre runs as exabgp,
+    # in the unit's sandbox)
     problems = []
     for index, neighbor in enumerate(config.bgp.neighbors if config.bgp else []):
         if neighbor.password_file is not None:
@@ -43,6 +45,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                 read_secret(neighbor.password_file, f"bgp.neighbors[{index}].password_file")
             except SecretError as exc:
                 problems.append(str(exc))
+    if config.api.token_file is not None:
+        try:
+            read_token(config.api.token_file)
+        except SecretError as exc:
+            problems.append(str(exc))
+    if config.drain.state_file is not None:
+        problem = _unwritable_folder(config.drain.state_file)
+        if problem:
+            problems.append(f"drain.state_file: {problem}")
     if problems:
         print(f"{args.config}: invalid configuration:", file=sys.stderr)
         for problem in problems:
@@ -50,6 +61,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"{args.config}: OK ({len(config.vips)} VIPs, {len(config.checks)} checks)")
     return EXIT_OK
+
+
+def _unwritable_folder(path: str) -> str | None:
+    """Why this user cannot create files beside `path` (by trying: permissions, read-only
+    mounts and sandboxes all count), or None."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".announcer-check-"):
+            pass
+    except OSError as exc:
+        return (
+            f"cannot write in {folder} ({exc.strerror}): a drain would be kept in memory only "
+            "(the shipped unit gives the plugin /var/lib/announcer)"
+        )
+    return None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -228,6 +256,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     stalls = status.get("stalls", {})
     if stalls.get("count"):
         print(f"plugin stalls: {stalls['count']} (last {stalls['last_s']}s)")
+    drain_state = status.get("drain_state")
+    if drain_state and not drain_state.get("saved", True):
+        print(f"drains NOT saved, in memory only: {drain_state.get('error')}")
     return EXIT_OK
 
 
@@ -236,6 +267,8 @@ def cmd_drain(args: argparse.Namespace) -> int:
     reason = args.reason or "drained from the CLI"
     result = _call(client.drain, args.vips, reason, not args.no_persist)
     print("drained: " + ", ".join(result["drained"]))
+    if result.get("warning"):
+        print(f"warning: {result['warning']}", file=sys.stderr)
     if args.wait:
         pending = _call(client.wait_drained, result["drained"], args.timeout)
         if pending:

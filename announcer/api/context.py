@@ -7,6 +7,7 @@ loads the web server, which it does only once the checks run.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..app.owner import StateOwner
 from ..exabgp.reconciler import Reconciler
@@ -34,3 +35,5 @@ class ApiState:
         self.token = token
         self.posts_allowed = True
         self.reload: Callable[[], Awaitable[list[str]]] | None = None
+        # drain.state_file: where, whether the drains in force are written there, and why not
+        self.drain_state: Callable[[], dict[str, Any] | None] = lambda: None

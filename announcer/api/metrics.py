@@ -71,6 +71,7 @@ METRIC_NAMES = (
     "announcer_vip_address_assigned",
     "announcer_config_last_reload_successful",
     "announcer_config_last_reload_timestamp_seconds",
+    "announcer_drain_state_saved",
     "announcer_bgp_neighbor_up",
     "announcer_exabgp_commands_total",
     "announcer_exabgp_lines_total",
@@ -329,6 +330,13 @@ class Metrics:
             registry=self.registry,
         )
         self.reload_at.set_to_current_time()
+        self.drains_saved = Gauge(
+            "announcer_drain_state_saved",
+            "0 when the drains could not be written to drain.state_file: they are kept in "
+            "memory only and a restart would forget them (1 otherwise).",
+            registry=self.registry,
+        )
+        self.drains_saved.set(1)
         self.lines = Counter(
             "announcer_exabgp_lines",
             "Lines read from ExaBGP, by kind.",
@@ -375,6 +383,9 @@ class Metrics:
         self.reload_ok.set(1 if ok else 0)
         if ok:
             self.reload_at.set_to_current_time()
+
+    def observe_drains_saved(self, ok: bool) -> None:
+        self.drains_saved.set(1 if ok else 0)
 
     def observe_line(self, kind: str, line: str) -> None:
         self.lines.labels(kind).inc()

@@ -64,10 +64,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(
-        status_document(state.owner.state, state.reconciler, state.pending(), state.bfd),
-        dumps=_dumps,
-    )
+    document = status_document(state.owner.state, state.reconciler, state.pending(), state.bfd)
+    document["drain_state"] = state.drain_state()
+    return web.json_response(document, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:
@@ -121,8 +120,18 @@ async def drain(request: web.Request) -> web.Response:
         time.time(),
         body.persist,
     )
-    await request.app[STATE].owner.submit(event)
-    return web.json_response({"drained": _targets(request, body.vips)})
+    state = request.app[STATE]
+    await state.owner.submit(event)  # the drains are saved (or not) when this returns
+    answer: dict[str, Any] = {"drained": _targets(request, body.vips)}
+    saved = state.drain_state()
+    if body.persist and saved is not None:
+        answer["persisted"] = saved["saved"]
+        if not saved["saved"]:
+            answer["warning"] = (
+                f"the drain is in force but kept in memory only ({saved['error']}): "
+                "a restart of the plugin would announce again"
+            )
+    return web.json_response(answer)
 
 
 async def undrain(request: web.Request) -> web.Response:

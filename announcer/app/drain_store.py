@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core import RestoredDrain, SaveDrains
@@ -20,12 +21,33 @@ log = get_logger("drains")
 
 
 class DrainStore:
-    def __init__(self, path: str | None) -> None:
+    """`saved` says whether the drains in force are on disk; `error` why not. A drain that
+    could not be written is still in force (in memory), and says so: API answer, status,
+    `announcer_drain_state_saved`, alert."""
+
+    def __init__(self, path: str | None, on_saved: Callable[[bool], None] | None = None) -> None:
         self.path = path
+        self.saved = True
+        self.error: str | None = None
+        self._on_saved = on_saved or (lambda ok: None)
 
     def save(self, effect: SaveDrains) -> None:
         if self.path is None:
             return
+        try:
+            self._write(effect)
+        except OSError as exc:
+            self.saved, self.error = False, f"cannot write {self.path}: {exc.strerror}"
+            log.error(
+                "cannot write the drain state file; the drains are kept in memory only",
+                extra={"path": self.path, "error": exc.strerror},
+            )
+        else:
+            self.saved, self.error = True, None
+        self._on_saved(self.saved)
+
+    def _write(self, effect: SaveDrains) -> None:
+        assert self.path is not None
         data = {
             prefix: {
                 "reason": entry.reason,
@@ -35,23 +57,21 @@ class DrainStore:
             }
             for prefix, entry in effect.drains
         }
-        try:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as out:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False) as out:
+            try:
                 json.dump(data, out)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(out.name, self.path)
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            log.error(
-                "cannot write the drain state file",
-                extra={"path": self.path, "error": exc.strerror},
-            )
+            except OSError:
+                os.unlink(out.name)
+                raise
+        os.replace(out.name, self.path)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def load(self) -> tuple[RestoredDrain, ...]:
         if self.path is None or not os.path.exists(self.path):

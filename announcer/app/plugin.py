@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from healthchecks import Probe, ProbeResult
@@ -45,6 +44,7 @@ from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
 from ..host.addresses import AddressError, AddressWatcher
 from ..host.bfd_status import BfdMonitor
+from ..host.secrets import SecretError, read_token
 from ..logs import get_logger
 from ..probing.build import BrokenProbe, ProbeBuildError, build_all, build_or_broken
 from ..probing.scheduler import CheckRunner, Watchers
@@ -80,22 +80,16 @@ class InjectedFault(RuntimeError):
     """The fault hook fired (tests only)."""
 
 
-def read_token(path: str | None) -> tuple[str | None, bool]:
-    """The API token, and whether POSTs may be served at all (not when the file is unreadable)."""
+def load_token(path: str | None) -> tuple[str | None, bool]:
+    """The API token, and whether POSTs may be served at all (not when the file is unusable:
+    unreadable, open to other users, or a token too short to be safe)."""
     if path is None:
         return None, True
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        log.error(
-            "cannot read api.token_file; POST endpoints disabled",
-            extra={"path": path, "error": exc.strerror},
-        )
+        return read_token(path), True
+    except SecretError as exc:
+        log.error("api.token_file refused; POST endpoints disabled", extra={"error": str(exc)})
         return None, False
-    if not token:
-        log.error("api.token_file is empty; POST endpoints disabled", extra={"path": path})
-        return None, False
-    return token, True
 
 
 class Plugin:
@@ -113,7 +107,7 @@ class Plugin:
             on_line=self.metrics.observe_line,
         )
         self.reconciler = Reconciler(self.session, on_commands=self.metrics.observe_command)
-        self.drain_store = DrainStore(config.drain.state_file)
+        self.drain_store = DrainStore(config.drain.state_file, self.metrics.observe_drains_saved)
         self.watchdog = Watchdog()
         self.owner = StateOwner(
             initial_state(spec_from_config(config), time.monotonic()),
@@ -141,11 +135,12 @@ class Plugin:
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._fault: asyncio.Future[None] | None = None
         self._api_cleanup: Callable[[], Awaitable[None]] | None = None
-        token, posts_allowed = read_token(config.api.token_file)
+        token, posts_allowed = load_token(config.api.token_file)
         self.api_state = ApiState(
             self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token, self.bfd
         )
         self.api_state.posts_allowed = posts_allowed
+        self.api_state.drain_state = self._drain_state
         self.api_state.reload = self.reload
         self._reload_lock = asyncio.Lock()
         self.stop_requested = asyncio.Event()
@@ -183,6 +178,12 @@ class Plugin:
             spec.fast_interval,
             spec.confirm_interval,
         )
+
+    def _drain_state(self) -> dict[str, Any] | None:
+        store = self.drain_store
+        if store.path is None:
+            return None
+        return {"file": store.path, "saved": store.saved, "error": store.error}
 
     def _on_neighbor(self, event: NeighborState) -> None:
         self.owner.post(Neighbor(event.peer, event.state))
@@ -274,10 +275,12 @@ class Plugin:
                 for name in self._used_checks(config)
                 if name not in self.runners or self.runners[name].spec != config.checks[name]
             ]
+            # the token is re-read, so a rotated one takes effect; an unusable one is refused
+            token = read_token(config.api.token_file) if config.api.token_file else None
             probes = await build_all(config.checks, changed)
             # the last step that can fail: assign the addresses of new `manage` VIPs
             await self.addresses.assign_for(config)
-        except (ConfigError, ProbeBuildError, AddressError) as exc:
+        except (ConfigError, ProbeBuildError, AddressError, SecretError) as exc:
             if isinstance(exc, ConfigError):
                 problems = [str(issue) for issue in exc.issues]
             elif isinstance(exc, ProbeBuildError):
@@ -291,6 +294,8 @@ class Plugin:
         if config.api != self.config.api or config.exabgp != self.config.exabgp:
             log.warning("api: and exabgp: changes take effect at the next restart")
         self.config = config
+        self.api_state.token, self.api_state.posts_allowed = token, True
+        self.drain_store.path = config.drain.state_file
         self._start_checks(probes)
         await self.owner.submit(ReloadEvent(spec_from_config(config), frozenset(changed)))
         self.metrics.prepare_vips([vip.prefix for vip in config.vips])

@@ -528,8 +528,10 @@ class Lab(PrometheusMixin):
         secret = (
             "not-the-" + LAB_BGP_SECRET if host.name in self._wrong_password else LAB_BGP_SECRET
         )
-        (d / "bgp-secret").write_text(secret + "\n")
-        (d / "api-token").write_text(f"lab-token-{host.name}\n")
+        # secrets are private files: the plugin refuses one that other users can read
+        for name, text in (("bgp-secret", secret), ("api-token", f"lab-api-token-{host.name}")):
+            (d / name).touch(mode=0o600)
+            (d / name).write_text(text + "\n")
         self.start_service(host.name)
         if host.kind == "haproxy":
             self.start_backends(host.name)

@@ -77,6 +77,7 @@ def test_bfd_ranges_are_checked(tmp_path, bfd, error):
 
 def test_the_secret_reaches_exabgp_conf_base64_and_nowhere_else(tmp_path):
     secret = tmp_path / "secret"
+    secret.touch(mode=0o600)
     secret.write_text('s3cr"et; }\n')  # characters that would break ExaBGP's syntax
     path = config(tmp_path, password_file=str(secret))
     assert 's3cr"et' not in path.read_text()
@@ -98,11 +99,13 @@ def test_the_secret_reaches_exabgp_conf_base64_and_nowhere_else(tmp_path):
         (None, "cannot read"),
         ("\n", "is empty"),
         ("x" * 81, "longer than 80 bytes"),
+        ("secret\n", "open to other users (mode 0644)"),
     ],
 )
 def test_a_bad_password_file_is_refused_by_check_and_exabgp_config(tmp_path, content, error):
     secret = tmp_path / "secret"
     if content is not None:
+        secret.touch(mode=0o644 if "other users" in error else 0o600)
         secret.write_text(content)
     path = str(config(tmp_path, password_file=str(secret)))
     for command in ("check", "exabgp-config"):
@@ -225,3 +228,40 @@ async def test_the_monitor_reads_peers_from_bfdd_and_notices_it_go(tmp_path):
     await monitor.poll_once()  # bfdd gone: its socket is gone too
     assert monitor.reachable is False
     assert set(monitor.peers.values()) == {"unknown"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "error"),
+    [
+        (0o600, "short\n", "is 5 bytes; at least 16 are needed"),
+        (0o604, "a-token-long-enough-to-pass\n", "open to other users (mode 0604)"),
+        (0o600, "a token with spaces inside\n", "printable ASCII, no spaces"),
+    ],
+)
+def test_an_unsafe_api_token_is_refused_by_check(tmp_path, mode, content, error):
+    token = tmp_path / "token"
+    token.touch(mode=mode)
+    token.chmod(mode)
+    token.write_text(content)
+    data = yaml.safe_load(config(tmp_path).read_text())
+    data["api"] = {"listen": "127.0.0.1:9180", "token_file": str(token)}
+    path = tmp_path / "with-token.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = announcer("check", "-c", str(path))
+    assert out.returncode == 2 and "api.token_file" in out.stderr, out.stderr
+    assert error in out.stderr
+    token.chmod(0o600)
+    token.write_text("a-token-long-enough-to-pass\n")
+    assert announcer("check", "-c", str(path)).returncode == 0
+
+
+def test_check_refuses_a_drain_state_file_it_cannot_write(tmp_path):
+    data = yaml.safe_load(config(tmp_path).read_text())
+    data["drain"] = {"state_file": "/proc/announcer-drains.json"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = announcer("check", "-c", str(path))
+    assert out.returncode == 2 and "drain.state_file: cannot write in /proc" in out.stderr
+    data["drain"] = {"state_file": str(tmp_path / "drains.json")}
+    path.write_text(yaml.safe_dump(data))
+    assert announcer("check", "-c", str(path)).returncode == 0

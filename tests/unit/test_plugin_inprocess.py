@@ -44,6 +44,7 @@ async def running(health_server, plugin_config, tmp_path):
     async def start(token: str | None = None, **overrides):
         config = plugin_config(health_server.url, vips=["192.0.2.10/32", "192.0.2.11/32"])
         if token is not None:
+            (tmp_path / "token").touch(mode=0o600)
             (tmp_path / "token").write_text(token + "\n")
             config["api"]["token_file"] = str(tmp_path / "token")
         config.update(overrides)
@@ -134,7 +135,7 @@ async def test_bad_api_bodies_are_rejected_and_change_nothing(running, body, pro
 
 
 async def test_token_is_required_for_changes_when_set(running):
-    plugin, _, _, base = await running(token="s3cret")
+    plugin, _, _, base = await running(token="s3cret-s3cret-s3cret")
     async with ClientSession() as http:
         async with http.post(f"{base}/v1/drain", json={}) as r:
             assert r.status == 401
@@ -143,7 +144,7 @@ async def test_token_is_required_for_changes_when_set(running):
             assert r.status == 401
         async with http.get(f"{base}/v1/status") as r:
             assert r.status == 200
-        headers = {"Authorization": "Bearer s3cret"}
+        headers = {"Authorization": "Bearer s3cret-s3cret-s3cret"}
         async with http.post(f"{base}/v1/drain", json={}, headers=headers) as r:
             assert r.status == 200
     assert set(plugin.owner.state.drains) == {"192.0.2.10/32", "192.0.2.11/32"}

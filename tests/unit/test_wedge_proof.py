@@ -149,3 +149,60 @@ async def test_a_hostile_config_file_is_refused_at_once_and_freezes_nothing(
     assert worst < 0.5, f"the API waited {worst:.2f} s: the event loop was held"
     assert _peak_rss_mb(fake.process.pid) < before + 100
     assert VIP in fake.announced() and fake.process.returncode is None
+
+
+# finding 5: a drain that is not saved says it is
+async def test_a_drain_that_cannot_be_saved_says_so(exabgp, health_server, plugin_config, tmp_path):
+    config = plugin_config(health_server.url)
+    config["drain"]["state_file"] = str(tmp_path / "missing-folder" / "drains.json")
+    fake = exabgp(config)
+    await fake.start()
+    await fake.wait_rib(lambda rib: VIP in rib)
+    _, metrics = await api(config, "GET", "/metrics")
+    assert metric(metrics, "announcer_drain_state_saved") == 1
+    status, body = await api(config, "POST", "/v1/drain", {"vips": [VIP]})
+    answer = json.loads(body)
+    assert status == 200 and answer["persisted"] is False, answer
+    assert "kept in memory only" in answer["warning"] and "missing-folder" in answer["warning"]
+    await fake.wait_rib(lambda rib: VIP not in rib)  # the drain is in force all the same
+    _, metrics = await api(config, "GET", "/metrics")
+    assert metric(metrics, "announcer_drain_state_saved") == 0
+    assert (await _status(config))["drain_state"]["saved"] is False
+    # the folder appears: the next change is saved, and says so
+    (tmp_path / "missing-folder").mkdir()
+    assert (await api(config, "POST", "/v1/undrain", {"vips": [VIP]}))[0] == 200
+    status, body = await api(config, "POST", "/v1/drain", {"vips": [VIP], "reason": "again"})
+    assert json.loads(body)["persisted"] is True and "warning" not in json.loads(body)
+    saved = json.loads((tmp_path / "missing-folder" / "drains.json").read_text())
+    assert saved[VIP]["reason"] == "again"
+    _, metrics = await api(config, "GET", "/metrics")
+    assert metric(metrics, "announcer_drain_state_saved") == 1
+
+
+# finding 6: a rotated token is picked up by a reload; an unsafe one is refused
+async def test_a_reload_rereads_the_api_token(exabgp, health_server, plugin_config, tmp_path):
+    from aiohttp import ClientSession
+
+    token = tmp_path / "token"
+    token.touch(mode=0o600)
+    token.write_text("first-token-0123456789\n")
+    config = plugin_config(health_server.url)
+    config["api"]["token_file"] = str(token)
+    fake = exabgp(config)
+    await fake.start()
+    await fake.wait_rib(lambda rib: VIP in rib)
+    base = f"http://{config['api']['listen']}"
+    await wait_for_api(config["api"]["listen"])
+
+    async def post(path: str, bearer: str) -> int:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        async with ClientSession() as http, http.post(base + path, headers=headers) as r:
+            return r.status
+
+    token.write_text("second-token-0123456789\n")
+    assert await post("/v1/reload", "first-token-0123456789") == 200
+    assert await post("/v1/undrain", "first-token-0123456789") == 401
+    assert await post("/v1/undrain", "second-token-0123456789") == 200
+    token.write_text("short\n")
+    assert await post("/v1/reload", "second-token-0123456789") == 400
+    assert await post("/v1/undrain", "second-token-0123456789") == 200  # the old one stays
