@@ -227,7 +227,24 @@ def _call(fn: Any, *fn_args: Any) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = _call(_client(args).status)
+    from .api.client import ApiError, ApiStarting
+
+    try:
+        status = _client(args).status()
+    except ApiStarting as starting:
+        if args.json:
+            print(json.dumps(starting.progress, indent=2))
+        else:
+            pending = starting.progress.get("pending", {})
+            print(
+                "starting: no decisions yet "
+                f"({pending.get('checks_without_verdict')} checks without a verdict, "
+                f"{pending.get('vips_undecided')} VIPs undecided)"
+            )
+        return EXIT_FAILED
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_OK

@@ -52,7 +52,18 @@ class FakeExabgp:
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self, *extra_args: str, env: dict[str, str] | None = None) -> None:
+    async def start(
+        self, *extra_args: str, env: dict[str, str] | None = None, nofile: int | None = None
+    ) -> None:
+        """Start the plugin; `nofile` caps its open files (soft and hard, so it cannot raise
+        them), as a small service limit would."""
+        limit = None
+        if nofile is not None:
+            import resource
+
+            def limit() -> None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.stderr_path = self.config_path.with_suffix(".stderr")
         stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = await asyncio.create_subprocess_exec(
@@ -68,6 +79,7 @@ class FakeExabgp:
             stderr=stderr,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=limit,
         )
         stderr.close()
         self._reader = asyncio.create_task(self._read())
@@ -248,8 +260,8 @@ def write_config(path: Path, data: dict) -> Path:
 
 
 async def wait_for_api(listen: str, timeout: float = 5.0) -> None:
-    """Wait until the plugin's API answers: it starts once the checks have their first verdicts
-    (or after 2 s), so a little after the first announcement."""
+    """Wait until the plugin's API proper answers: until the checks have their first verdicts
+    (or for 2 s) the socket answers `503 starting`."""
     from aiohttp import ClientError, ClientSession
 
     deadline = time.monotonic() + timeout
@@ -258,8 +270,10 @@ async def wait_for_api(listen: str, timeout: float = 5.0) -> None:
             try:
                 async with http.get(f"http://{listen}/healthz") as r:
                     await r.read()
-                    return
+                    if r.status == 200:
+                        return
             except (OSError, ClientError):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the API at {listen} never came up") from None
-                await asyncio.sleep(0.05)
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the API at {listen} never came up")
+            await asyncio.sleep(0.05)

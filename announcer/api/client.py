@@ -8,11 +8,19 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["ApiClient", "ApiError", "ApiStarting"]
 
 
 class ApiError(Exception):
     pass
+
+
+class ApiStarting(ApiError):
+    """The plugin has just started and made no decisions yet (its API answers 503)."""
+
+    def __init__(self, message: str, progress: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.progress = progress
 
 
 class ApiClient:
@@ -22,6 +30,18 @@ class ApiClient:
         self.timeout_s = timeout_s
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call; a plugin still starting is asked again until its decisions are made
+        (a second or two), within the timeout."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return self._request_once(method, path, body)
+            except ApiStarting:
+                if time.monotonic() + 0.1 >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _request_once(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -32,7 +52,14 @@ class ApiClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
+            detail = exc.read(64 * 1024).decode(errors="replace")
+            if exc.code == 503:
+                try:
+                    answer = json.loads(detail)
+                except ValueError:
+                    answer = None
+                if isinstance(answer, dict) and answer.get("starting"):
+                    raise ApiStarting("the plugin is starting", answer) from None
             raise ApiError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -12,6 +12,7 @@ from typing import Any
 from ..app.owner import StateOwner
 from ..exabgp.reconciler import Reconciler
 from ..host.bfd_status import BfdMonitor
+from .listener import ConnectionGuard
 from .metrics import Metrics
 
 __all__ = ["ApiState"]
@@ -37,3 +38,4 @@ class ApiState:
         self.reload: Callable[[], Awaitable[list[str]]] | None = None
         # drain.state_file: where, whether the drains in force are written there, and why not
         self.drain_state: Callable[[], dict[str, Any] | None] = lambda: None
+        self.guard: ConnectionGuard | None = None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from healthchecks import Probe, ProbeResult
 
 from ..api.context import ApiState
+from ..api.listener import ConnectionGuard, bind_api_socket, connection_limit, starting_protocol
 from ..api.metrics import Metrics
 from ..config import Config, ConfigError, load_config
 from ..core import (
@@ -58,6 +60,8 @@ __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
 TICK_S = 0.25
+# an API connection quiet this long is closed (Prometheus reconnects for its next scrape)
+API_IDLE_S = 10.0
 # the API starts once every VIP is decided (loading its web server is a tenth of a second of
 # CPU that start-up spends deciding instead), or after this long
 API_AFTER_S = 2.0
@@ -135,6 +139,8 @@ class Plugin:
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._fault: asyncio.Future[None] | None = None
         self._api_cleanup: Callable[[], Awaitable[None]] | None = None
+        self._api_socket: socket.socket | None = None
+        self._early_api: asyncio.Server | None = None
         token, posts_allowed = load_token(config.api.token_file)
         self.api_state = ApiState(
             self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token, self.bfd
@@ -396,6 +402,36 @@ class Plugin:
         except TimeoutError:
             log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
 
+    async def _open_api(self) -> None:
+        """Bind the API's socket now, and answer `503 starting` on it until the API proper
+        takes over: from the first moment no caller is refused."""
+        api = self.config.api
+        if not api.listen:
+            return
+        try:
+            self._api_socket = bind_api_socket(api.host, api.port)
+        except OSError as exc:
+            log.error(
+                "cannot listen for the API; running without it",
+                extra={"listen": api.listen, "error": exc.strerror},
+            )
+            return
+        self._early_api = await asyncio.get_running_loop().create_server(
+            starting_protocol(self._start_progress), sock=self._api_socket
+        )
+
+    def _start_progress(self) -> dict[str, Any]:
+        state = self.owner.state
+        checks = [n for n, r in state.checks.items() if r.state.health is Health.UNKNOWN]
+        vips = [vip.prefix for vip in state.spec.vips if vip.prefix not in state.desired]
+        return {
+            "pending": {
+                "checks_without_verdict": len(checks),
+                "vips_undecided": len(vips),
+                "first": (checks + vips)[:10],
+            }
+        }
+
     async def _serve_api_once_settled(self) -> None:
         deadline = time.monotonic() + API_AFTER_S
         while time.monotonic() < deadline and not self._decided():
@@ -411,30 +447,44 @@ class Plugin:
         ) and all(vip.prefix in state.desired for vip in state.spec.vips)
 
     async def _serve_api(self) -> None:
-        if not self.config.api.listen:
+        if self._api_socket is None or self._early_api is None:
             return
         from aiohttp import web  # here: loading it is a tenth of a second of start-up
 
         from ..api.server import build_app
 
-        runner = web.AppRunner(build_app(self.api_state), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            build_app(self.api_state),
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=API_IDLE_S,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.api.host, self.config.api.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            log.error(
-                "cannot listen for the API; running without it",
-                extra={"listen": self.config.api.listen, "error": exc.strerror},
-            )
+        assert runner.server is not None
+        # each check holds a probe connection and a watcher's: those, and the pipes, stay free
+        reserved = 2 * len(self.config.checks) + 64
+        guard = ConnectionGuard(runner.server, connection_limit(reserved))
+        self.api_state.guard = guard
+        # the listening socket passes over without a moment closed: a duplicate keeps it open
+        # while the early responder lets go of it (connections wait in its backlog meanwhile)
+        handed_over = self._api_socket.dup()
+        self._early_api.close()
+        server = await asyncio.get_running_loop().create_server(guard, sock=handed_over)
+
+        async def cleanup() -> None:
+            server.close()
+            guard.close()
             await runner.cleanup()
-            return
-        self._api_cleanup = runner.cleanup
-        log.info("API listening", extra={"listen": self.config.api.listen})
+
+        self._api_cleanup = cleanup
+        log.info(
+            "API listening", extra={"listen": self.config.api.listen, "connections": guard.limit}
+        )
 
     async def run(self) -> int:
         """Run until stopped; return the exit status."""
         status = 0
+        await self._open_api()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -462,6 +512,10 @@ class Plugin:
             if self._api_cleanup is not None:
                 with contextlib.suppress(Exception):
                     await self._api_cleanup()
+            if self._early_api is not None:
+                self._early_api.close()
+            if self._api_socket is not None:
+                self._api_socket.close()
             self.session.close()
         return status
 

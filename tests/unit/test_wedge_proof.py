@@ -206,3 +206,105 @@ async def test_a_reload_rereads_the_api_token(exabgp, health_server, plugin_conf
     token.write_text("short\n")
     assert await post("/v1/reload", "second-token-0123456789") == 400
     assert await post("/v1/undrain", "second-token-0123456789") == 200  # the old one stays
+
+
+# finding 7: the API from the first moment
+async def test_status_asked_the_moment_the_plugin_starts_is_never_refused(
+    exabgp, health_server, plugin_config, tmp_path
+):
+    config = plugin_config(health_server.url)
+    # a check whose first verdict takes a second: the plugin has decided nothing until then
+    slow = tmp_path / "slow-check"
+    slow.write_text("#!/bin/sh\nsleep 1\n")
+    slow.chmod(0o755)
+    config["checks"]["slow"] = {
+        "exec": {"argv": [str(slow)]},
+        "interval": "5s",
+        "timeout": "3s",
+        "rise": 1,
+    }
+    config["vips"][0]["checks"].append("slow")
+    host, port = config["api"]["listen"].rsplit(":", 1)
+    fake = exabgp(config)
+    await fake.start()
+    answers: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while len(answers) < 100:
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except ConnectionRefusedError:
+            # only while the process is still loading Python: the socket is bound first thing
+            assert not answers, "refused after the API had answered"
+            assert time.monotonic() < deadline, "the API never listened"
+            await asyncio.sleep(0.001)
+            continue
+        writer.write(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await reader.read()
+        assert answer, f"closed without an answer after {len(answers)}"
+        answers.append(answer)
+        writer.close()
+    # the first answers come before any decision: 503, with what is pending
+    first = answers[0]
+    assert first.startswith(b"HTTP/1.1 503"), first
+    progress = json.loads(first.split(b"\r\n\r\n", 1)[1])
+    assert progress["starting"] is True and progress["pending"]["vips_undecided"] == 1
+    assert all(a.startswith((b"HTTP/1.1 503", b"HTTP/1.1 200")) for a in answers)
+    # and the CLI: waits through `starting`, then prints the status
+    status = await _cli(config, "status")
+    assert status.returncode == 0 and VIP in status.stdout, status.stdout + status.stderr
+
+
+async def _cli(config: dict, *args: str):
+    import subprocess
+    import sys
+
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "announcer", *args, "--api", f"http://{config['api']['listen']}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# finding 3: the API never closed idle connections
+async def test_thousands_of_idle_api_connections_starve_nothing(
+    exabgp, health_server, plugin_config
+):
+    import resource
+
+    config = plugin_config(health_server.url, vips=[VIP, VIP2])
+    config["checks"]["true"] = {
+        "exec": {"argv": ["/bin/true"]},
+        "interval": "300ms",
+        "timeout": "250ms",
+    }
+    config["vips"][1]["checks"] = ["true"]  # an exec check needs descriptors for its pipes
+    host, port = config["api"]["listen"].rsplit(":", 1)
+    fake = exabgp(config)
+    await fake.start(nofile=512)
+    await fake.wait_rib(lambda rib: {VIP, VIP2} <= set(rib))
+    await wait_for_api(config["api"]["listen"])
+    sent_before = len(fake.commands)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 5000
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted + 500), hard))
+    held: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(0, wanted, 250):
+            opened = await asyncio.gather(
+                *(asyncio.open_connection(host, int(port)) for _i in range(250)),
+                return_exceptions=True,
+            )
+            held += [pair[1] for pair in opened if isinstance(pair, tuple)]
+        assert len(held) >= 4500, len(held)  # the kernel accepted them: the plugin must cope
+        await asyncio.sleep(1.5)  # held idle, while every check runs on
+        status = await _cli(config, "status")
+        assert status.returncode == 0 and VIP2 in status.stdout, status.stderr
+        assert {VIP, VIP2} <= fake.announced()
+        assert not any(c.line.startswith("withdraw") for c in fake.commands[sent_before:])
+        assert fake.process is not None and fake.process.returncode is None
+    finally:
+        for writer in held:
+            writer.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
