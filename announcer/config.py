@@ -158,6 +158,12 @@ class BfdConfig(_Strict):
     multiplier: int = Field(
         default=3, ge=2, le=255, description="missed packets before the session is down"
     )
+    gate: bool = Field(
+        default=True,
+        description="announce to this router only while the BFD session to it is up, so the "
+        "router can always see this host die (off for routers with a strict mode of their own: "
+        "FRR 10 `bfd strict`, IOS-XR `strict-mode`)",
+    )
 
     @property
     def interval_ms(self) -> int:
@@ -508,11 +514,18 @@ class BfddConfig(_Strict):
         description="no longer used (the plugin now reads bfdd's vty socket itself); still "
         "accepted, so that configs that name it load",
     )
+    control_socket: str | None = Field(
+        default="/run/announcer-bfdd/bfdd.sock",
+        pattern=_PATH,
+        description="bfdd's control socket (what bfdd's --bfdctl names): bfdd tells the plugin "
+        "of every BFD state change there at once; null to read the vty socket only",
+    )
     poll_interval: Duration = Field(
         default=5.0,
         ge=0.5,
         le=60.0,
-        description="how often the BFD state is read (a tenth of a millisecond of CPU each)",
+        description="how often the BFD state is read from the vty socket while the control "
+        "socket cannot be used (a tenth of a millisecond of CPU each)",
     )
 
 

@@ -73,4 +73,9 @@ def spec_from_config(config: Config) -> Spec:
         vips=tuple(vip_spec(vip, local_as, config.address_mode(vip)) for vip in config.vips),
         policy=policy,
         neighbors=tuple(n.address for n in config.bgp.neighbors) if config.bgp else (),
+        bfd_gated=frozenset(
+            n.address
+            for n in (config.bgp.neighbors if config.bgp else ())
+            if n.bfd is not None and n.bfd.gate
+        ),
     )

@@ -30,6 +30,7 @@ from announcer.core import (
     reduce,
     reduce_probes,
     restated,
+    route_views,
 )
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
@@ -47,6 +48,8 @@ def make_spec(
     min_announce_interval_s: float = 0.0,
     weighted: dict[str, str] | None = None,
     guards: dict[str, AddressGuard] | None = None,
+    neighbors: tuple[str, ...] = (),
+    bfd_gated: frozenset[str] = frozenset(),
 ) -> Spec:
     vips = vips if vips is not None else {VIP: ("web",)}
     checks = sorted({name for names in vips.values() for name in names})
@@ -70,6 +73,8 @@ def make_spec(
             min_announce_interval_s=min_announce_interval_s,
             drain=DrainTiming(gshut_s),
         ),
+        neighbors=neighbors,
+        bfd_gated=bfd_gated,
     )
 
 
@@ -81,6 +86,9 @@ class Harness:
     ledger: Ledger = field(default_factory=Ledger)
     rib: dict[str, str] = field(default_factory=dict)
     effects: list[object] = field(default_factory=list)
+    # with BFD-gated peers: a ledger and an adj-rib-out per peer (commands name their peer)
+    peer_ledgers: dict[str, Ledger] = field(default_factory=dict)
+    peer_ribs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.spec, self.now)
@@ -92,6 +100,7 @@ class Harness:
         self.effects.extend(effects)
         if any(isinstance(effect, Restate) for effect in effects):
             self.ledger = restated(self.ledger)
+            self.peer_ledgers = {peer: restated(lg) for peer, lg in self.peer_ledgers.items()}
 
     def step_probes(self, results: list[ProbeDone], dt: float = 0.1) -> None:
         """Results that arrived together, folded in one step as the shell does."""
@@ -101,6 +110,8 @@ class Harness:
 
     def sync(self, fail: bool = False) -> list[str]:
         """One reconcile pass; ExaBGP answers every command `done` (or `error`)."""
+        if self.spec.bfd_gated:
+            return self._sync_per_peer(fail)
         desired = self.state.desired
         changes = plan(desired, self.ledger.acked)
         commands = batch_commands(changes.announce, changes.withdraw)
@@ -114,6 +125,31 @@ class Harness:
         sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
         self.ledger = answered(self.ledger, sent, [not fail] * len(commands), self.ledger.epoch)
         return [line for line, _ in commands]
+
+    def _sync_per_peer(self, fail: bool) -> list[str]:
+        """As the reconciler does where BFD gates announcements: a view, a ledger and
+        commands per peer."""
+        spec, lines = self.state.spec, []
+        views = route_views(self.state.desired, spec.neighbors, spec.bfd_gated, self.state.withheld)
+        for peer, desired in views.items():
+            assert peer is not None
+            ledger = self.peer_ledgers.get(peer, Ledger())
+            changes = plan(desired, ledger.acked)
+            commands = batch_commands(changes.announce, changes.withdraw, peer)
+            rib = self.peer_ribs.setdefault(peer, {})
+            if not fail:
+                for line, covered in commands:
+                    for prefix in covered:
+                        if f"neighbor {peer} announce" in line:
+                            rib[prefix] = line
+                        else:
+                            rib.pop(prefix, None)
+            sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
+            self.peer_ledgers[peer] = answered(
+                ledger, sent, [not fail] * len(commands), ledger.epoch
+            )
+            lines += [line for line, _ in commands]
+        return lines
 
     def run(self, event: Event, dt: float = 0.1) -> list[str]:
         self.step(event, dt)

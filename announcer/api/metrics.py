@@ -80,6 +80,7 @@ METRIC_NAMES = (
     "announcer_stalls_total",
     "announcer_bfd_peer_up",
     "announcer_bfdd_reachable",
+    "announcer_neighbor_withheld",
 )
 
 
@@ -243,6 +244,17 @@ class _StateCollector(Collector):
                 "1 if the plugin could read the BFD state from bfdd at its last try.",
                 value=1.0 if self._bfd.reachable else 0.0,
             )
+        if snapshot.spec.bfd_gated:
+            withheld = GaugeMetricFamily(
+                "announcer_neighbor_withheld",
+                "1 while this router gets no route from this host (reason bfd_down: the BFD "
+                "session to it is not up, so it could not see this host die).",
+                labels=["neighbor", "reason"],
+            )
+            held_back = snapshot.withheld
+            for peer in sorted(snapshot.spec.bfd_gated):
+                withheld.add_metric([peer, "bfd_down"], 1.0 if peer in held_back else 0.0)
+            yield withheld
 
 
 class _ProbeCollector(Collector):

@@ -28,6 +28,7 @@ from ..core import (
     Transition,
     reduce,
     reduce_probes,
+    route_views,
 )
 from ..exabgp.reconciler import Reconciler
 from ..logs import get_logger
@@ -123,8 +124,15 @@ class StateOwner:
         before, self.state = self.state, state
         for effect in effects:
             self._carry_out(effect)
-        if state.desired is not before.desired:
-            self._reconciler.set(state.desired)
+        if (
+            state.desired is not before.desired
+            or state.bfd_up is not before.bfd_up
+            or state.spec is not before.spec
+        ):
+            spec = state.spec
+            self._reconciler.set(
+                route_views(state.desired, spec.neighbors, spec.bfd_gated, state.withheld)
+            )
         return state
 
     def _carry_out(self, effect: Effect) -> None:

@@ -24,6 +24,7 @@ from ..api.metrics import Metrics
 from ..config import Config, ConfigError, load_config
 from ..core import (
     Addresses,
+    BfdPeers,
     CheckState,
     Drain,
     DrainFile,
@@ -127,7 +128,9 @@ class Plugin:
         restored = self.drain_store.load()
         if restored:
             self.owner.apply(RestoreDrains(restored), time.monotonic())
-        self.bfd = BfdMonitor(config)
+        # BFD state changes go straight to the reducer: announcements to a router wait for
+        # the BFD session to it (the gate)
+        self.bfd = BfdMonitor(config, lambda up: self.owner.post(BfdPeers(up)))
         self.address_watcher = AddressWatcher(lambda present: self.owner.post(Addresses(present)))
         self.addresses = AddressKeeper(lambda: self.config, self.reconciler)
         self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending, self.bfd)
@@ -300,6 +303,7 @@ class Plugin:
         if config.api != self.config.api or config.exabgp != self.config.exabgp:
             log.warning("api: and exabgp: changes take effect at the next restart")
         self.config = config
+        self.bfd.configure(config)
         self.api_state.token, self.api_state.posts_allowed = token, True
         self.drain_store.path = config.drain.state_file
         self._start_checks(probes)

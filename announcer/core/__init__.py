@@ -37,6 +37,7 @@ from .hysteresis import (
 from .machine import (
     UNDECIDED,
     Addresses,
+    BfdPeers,
     CheckChanged,
     CheckRecord,
     Drain,
@@ -69,7 +70,7 @@ from .machine import step as reduce
 from .machine import step_probes as reduce_probes
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
-from .reconcile import Changes, Ledger, answered, plan, restated
+from .reconcile import Changes, Ledger, answered, combined, plan, restated, route_views
 from .routes import base_route, build_route
 from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
 from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
@@ -83,6 +84,7 @@ __all__ = [
     "AddressGuard",
     "Addresses",
     "BarrierMark",
+    "BfdPeers",
     "Changes",
     "CheckChanged",
     "CheckRecord",
@@ -141,6 +143,7 @@ __all__ = [
     "base_route",
     "batch_commands",
     "build_route",
+    "combined",
     "confirming_after",
     "current",
     "decide",
@@ -159,6 +162,7 @@ __all__ = [
     "reduce",
     "reduce_probes",
     "restated",
+    "route_views",
     "shifted",
     "step",
     "withdraw_command",

@@ -66,13 +66,22 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def batch_commands(
-    announce: Sequence[Route], withdraw: Sequence[str]
+    announce: Sequence[Route], withdraw: Sequence[str], neighbor: str | None = None
 ) -> list[tuple[str, tuple[str, ...]]]:
     """Commands for many changes at once, with the prefixes each one covers.
 
     Routes that share every attribute go into one `announce attributes ... nlri P1 P2 ...`,
     so a thousand VIPs turning healthy together cost ExaBGP a few commands, not a thousand.
+    With `neighbor`, each command goes to that BGP peer alone (`neighbor ADDRESS ...`).
     """
+    commands = _batch(announce, withdraw)
+    if neighbor is None:
+        return commands
+    selector = f"neighbor {_safe(neighbor)} "
+    return [(selector + line, covered) for line, covered in commands]
+
+
+def _batch(announce: Sequence[Route], withdraw: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
     commands: list[tuple[str, tuple[str, ...]]] = []
 
     def group_key(route: Route) -> tuple[bool, tuple[str, ...]]:

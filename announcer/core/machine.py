@@ -36,6 +36,7 @@ from .weight import quantise
 __all__ = [
     "UNDECIDED",
     "Addresses",
+    "BfdPeers",
     "CheckChanged",
     "CheckRecord",
     "Drain",
@@ -163,6 +164,14 @@ class Addresses:
 
 
 @dataclass(frozen=True, slots=True)
+class BfdPeers:
+    """The BGP peers whose BFD session is up right now (from bfdd: the whole set, each time;
+    empty while bfdd cannot be reached)."""
+
+    up: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -179,6 +188,7 @@ Event = (
     | Neighbor
     | RibReported
     | Addresses
+    | BfdPeers
     | Stop
 )
 
@@ -291,6 +301,14 @@ class State:
     last_stall_s: float = 0.0
     # VIPs whose decision can change with time alone (drain, dampening decay, hold-down)
     timed: frozenset[str] = frozenset()
+    bfd_up: frozenset[str] = frozenset()  # peers whose BFD session bfdd reports up
+
+    @property
+    def withheld(self) -> frozenset[str]:
+        """Peers that get nothing from this host now: their BFD session is not up (or bfdd
+        is not answering), so they could not see this host die. Fail closed: at start, until
+        bfdd says up."""
+        return self.spec.bfd_gated - self.bfd_up
 
     def drain_of(self, prefix: str) -> DrainEntry | None:
         return self.drains.get(prefix) or self.drain_file
@@ -795,6 +813,23 @@ def _on_addresses(s: _Step, event: Addresses) -> None:
     s.decide(changed)
 
 
+def _on_bfd(s: _Step, event: BfdPeers) -> None:
+    before = s.state.bfd_up
+    if event.up == before:
+        return
+    s.changes["bfd_up"] = event.up
+    for peer in sorted(s.spec.bfd_gated & (before ^ event.up)):
+        if peer in event.up:
+            s.log(Level.INFO, f"BFD to {peer} is up: announcing to it", peer=peer)
+        else:
+            s.log(
+                Level.WARNING,
+                f"BFD to {peer} is not up: withdrawing every VIP from it",
+                peer=peer,
+                reason="bfd_down",
+            )
+
+
 def _on_stop(s: _Step, event: Stop) -> None:
     s.changes["stopping"] = True
     s.log(Level.INFO, "stopping: withdrawing every VIP", reason=event.reason)
@@ -835,6 +870,8 @@ def step(state: State, event: Event, now: float) -> tuple[State, tuple[Effect, .
             _on_rib(s, event)
         case Addresses():
             _on_addresses(s, event)
+        case BfdPeers():
+            _on_bfd(s, event)
         case Stop():
             _on_stop(s, event)
     return s.finish()

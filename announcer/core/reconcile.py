@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .model import Route
 
-__all__ = ["Changes", "Ledger", "answered", "plan", "restated"]
+__all__ = ["Changes", "Ledger", "answered", "combined", "plan", "restated", "route_views"]
 
 _UNKNOWN = object()
 
@@ -77,6 +77,49 @@ def answered(
             else:
                 acked.pop(prefix, None)
     return Ledger(acked, ledger.epoch, errors)
+
+
+# A view's target: a BGP peer's address, or None for "every peer" (commands without a selector)
+Target = str | None
+
+
+def route_views(
+    desired: Mapping[str, Route | None],
+    neighbors: Sequence[str],
+    gated: frozenset[str],
+    withheld: frozenset[str],
+) -> dict[Target, Mapping[str, Route | None]]:
+    """What each peer must be sent. Without gated peers, one view for every peer (the plain
+    commands). With any, one view per configured peer: the desired set, or, for a peer that
+    is withheld (its BFD session is not up), every decided prefix withdrawn."""
+    if not gated:
+        return {None: desired}
+    views: dict[Target, Mapping[str, Route | None]] = {}
+    nothing: Mapping[str, Route | None] | None = None
+    for peer in neighbors:
+        if peer in withheld:
+            if nothing is None:
+                nothing = dict.fromkeys(desired)
+            views[peer] = nothing
+        else:
+            views[peer] = desired
+    return views
+
+
+def combined(ledgers: Mapping[Target, Ledger]) -> dict[str, Route | None]:
+    """What ExaBGP holds for a prefix across every peer: the route where any peer has it,
+    None when every peer's withdraw is acknowledged, absent while any peer's is unknown."""
+    if len(ledgers) == 1:
+        return dict(next(iter(ledgers.values())).acked)
+    result: dict[str, Route | None] = {}
+    acked = [ledger.acked for ledger in ledgers.values()]
+    for prefix in set().union(*acked) if acked else ():
+        values = [held.get(prefix, _UNKNOWN) for held in acked]
+        if any(value is _UNKNOWN for value in values):
+            continue
+        routes = [value for value in values if value is not None]
+        result[prefix] = routes[0] if routes else None  # type: ignore[assignment]
+    return result
 
 
 def restated(ledger: Ledger) -> Ledger:

@@ -69,6 +69,9 @@ class Spec:
     vips: tuple[VipSpec, ...]
     policy: Policy = field(default_factory=Policy)
     neighbors: tuple[str, ...] = ()  # the configured BGP peers (reported even before a state)
+    # peers that get this host's routes only while its BFD session to them is up (`bfd:` with
+    # the gate on); when any is, every command names its peer
+    bfd_gated: frozenset[str] = frozenset()
     # indexes, derived once per configuration
     by_prefix: Mapping[str, VipSpec] = field(init=False, compare=False, repr=False)
     position: Mapping[str, int] = field(init=False, compare=False, repr=False)

@@ -4,6 +4,10 @@ Level-triggered, as MetalLB's `session.Set`: the state owner hands over the **fu
 set after every change (`set`), and the reconciler sends the difference against the pure
 `Ledger` in one batch, folds the answers back, and retries what failed with capped backoff.
 `restate` (a session came up) forgets the ledger, so everything decided is sent again.
+
+The desired set comes as views, one per target (`route_views`): one for every peer at once
+(plain commands), or, where announcements are gated by BFD, one per peer, each with a ledger
+of its own and commands that name the peer (`neighbor ADDRESS announce ...`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 
-from ..core import Ledger, Route, answered, batch_commands, plan, restated
+from ..core import Ledger, Route, answered, batch_commands, combined, plan, restated
+from ..core.reconcile import Target
 from ..logs import get_logger
 from .pipe import AckResult, ExabgpSession
 
@@ -25,6 +30,11 @@ RETRY_MAX_S = 30.0
 _ANSWER = {AckResult.DONE: True, AckResult.ERROR: False, AckResult.TIMEOUT: None}
 
 
+def _kind(line: str) -> str:
+    """announce or withdraw, with or without a `neighbor ADDRESS` selector in front."""
+    return "announce" if " announce " in f" {line} " else "withdraw"
+
+
 class Reconciler:
     def __init__(
         self,
@@ -33,8 +43,9 @@ class Reconciler:
     ) -> None:
         self._session = session
         self._on_commands = on_commands or (lambda kind, result: None)
-        self.desired: Mapping[str, Route | None] = {}
-        self.ledger = Ledger()
+        self.views: Mapping[Target, Mapping[str, Route | None]] = {None: {}}
+        self.ledgers: dict[Target, Ledger] = {None: Ledger()}
+        self._combined: tuple[tuple[Ledger, ...], Mapping[str, Route | None]] = ((), {})
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._retry_s = RETRY_FIRST_S
@@ -42,20 +53,35 @@ class Reconciler:
 
     @property
     def acked(self) -> Mapping[str, Route | None]:
-        return self.ledger.acked
+        """What ExaBGP holds per prefix, over every peer (see `combined`); worked out once
+        per change of the ledgers (status and metrics ask per VIP)."""
+        ledgers = tuple(self.ledgers.values())
+        if len(ledgers) == 1:
+            return ledgers[0].acked
+        cached = self._combined[0]
+        if len(cached) != len(ledgers) or any(
+            a is not b for a, b in zip(cached, ledgers, strict=True)
+        ):
+            self._combined = (ledgers, combined(self.ledgers))
+        return self._combined[1]
 
     @property
     def errors(self) -> int:
-        return self.ledger.errors
+        return sum(ledger.errors for ledger in self.ledgers.values())
 
-    def set(self, desired: Mapping[str, Route | None]) -> None:
-        """Take the full desired set (immutable: the owner publishes a new one each change)."""
-        if desired is not self.desired:
-            self.desired = desired
-            self._kick()
+    def set(self, views: Mapping[Target, Mapping[str, Route | None]]) -> None:
+        """Take the full desired set, per target (immutable: the owner publishes new views
+        each change). A target seen for the first time starts unknown; one no longer there
+        is forgotten."""
+        if views is self.views:
+            return
+        if views.keys() != self.ledgers.keys():
+            self.ledgers = {target: self.ledgers.get(target, Ledger()) for target in views}
+        self.views = views
+        self._kick()
 
     def restate(self) -> None:
-        self.ledger = restated(self.ledger)
+        self.ledgers = {target: restated(ledger) for target, ledger in self.ledgers.items()}
         self._kick()
 
     def _kick(self) -> None:
@@ -74,30 +100,47 @@ class Reconciler:
 
     async def sync_once(self) -> bool:
         """Send the current difference once. True when nothing is left to do."""
-        desired = self.desired
-        changes = plan(desired, self.ledger.acked)
-        if not changes:
+        views, ledgers = self.views, self.ledgers
+        commands: list[tuple[str, tuple[str, ...]]] = []
+        owners: list[Target] = []  # the target of each command
+        announced = withdrawn = 0
+        for target, desired in views.items():
+            changes = plan(desired, ledgers[target].acked)
+            if changes:
+                batch = batch_commands(changes.announce, changes.withdraw, target)
+                commands += batch
+                owners += [target] * len(batch)
+                announced += len(changes.announce)
+                withdrawn += len(changes.withdraw)
+        if not commands:
             self._idle.set()
             return True
-        commands = batch_commands(changes.announce, changes.withdraw)
-        started, epoch = time.monotonic(), self.ledger.epoch
+        started = time.monotonic()
+        epochs = {target: ledger.epoch for target, ledger in ledgers.items()}
         results = await self._session.send([line for line, _ in commands])
-        sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
-        before = self.ledger.errors
-        self.ledger = answered(self.ledger, sent, [_ANSWER[r] for r in results], epoch)
+        before = self.errors
+        for target in views:
+            mine = [i for i, owner in enumerate(owners) if owner == target]
+            if not mine or target not in self.ledgers:
+                continue
+            desired = views[target]
+            sent = [[(prefix, desired[prefix]) for prefix in commands[i][1]] for i in mine]
+            self.ledgers[target] = answered(
+                self.ledgers[target], sent, [_ANSWER[results[i]] for i in mine], epochs[target]
+            )
         for (line, _), result in zip(commands, results, strict=True):
-            self._on_commands("announce" if line.startswith("announce") else "withdraw", result)
+            self._on_commands(_kind(line), result)
             if result is not AckResult.DONE:
                 log.error(
                     "ExaBGP did not accept a command",
                     extra={"result": str(result), "command": line[:300]},
                 )
-        failed = self.ledger.errors - before
+        failed = self.errors - before
         log.info(
             "routes synced",
             extra={
-                "announced": len(changes.announce),
-                "withdrawn": len(changes.withdraw),
+                "announced": announced,
+                "withdrawn": withdrawn,
                 "commands": len(commands),
                 "failed": failed,
                 "seconds": round(time.monotonic() - started, 4),
@@ -107,7 +150,9 @@ class Reconciler:
             self._schedule_retry()
             return False
         self._retry_s = RETRY_FIRST_S
-        if self.desired is not desired or epoch != self.ledger.epoch:
+        if self.views is not views or any(
+            self.ledgers[t].epoch != e for t, e in epochs.items() if t in self.ledgers
+        ):
             self._kick()  # changed while we were sending
             return False
         self._idle.set()
@@ -121,8 +166,9 @@ class Reconciler:
         self._retry_handle = asyncio.get_running_loop().call_later(delay, self._kick)
 
     async def withdraw_all(self, prefixes: list[str], timeout_s: float) -> list[str]:
-        """Withdraw every given prefix, whatever the ledger says; return those not confirmed."""
-        self.desired = dict.fromkeys(prefixes)
+        """Withdraw every given prefix from every peer, whatever the ledgers say; return those
+        not confirmed."""
+        self.views = {None: dict.fromkeys(prefixes)}
         commands = batch_commands((), prefixes)
         results = await self._session.send([line for line, _ in commands], timeout_s=timeout_s)
         unconfirmed: list[str] = []

@@ -43,34 +43,29 @@ async def test_at_the_limit_the_quietest_connection_makes_room():
     server.close()
 
 
+async def _closed_after(reader: asyncio.StreamReader, started: float) -> float:
+    """Seconds from `started` until the server closed (or reset) the connection."""
+    with contextlib.suppress(ConnectionResetError):
+        while await reader.read(1024):
+            pass
+    return asyncio.get_running_loop().time() - started
+
+
 async def test_idle_and_old_connections_are_closed():
     guard = ConnectionGuard(Echo, limit=10, idle_s=0.5, lifetime_s=2.5)
     server, port = await _serve(guard)
-    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-    busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    idle_closed_at = busy_closed_at = None
-    while busy_closed_at is None and loop.time() - started < 5:
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+    busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
+    idle = asyncio.create_task(_closed_after(idle_reader, started))
+    busy = asyncio.create_task(_closed_after(busy_reader, started))
+    while not busy.done() and loop.time() - started < 5:
         busy_writer.write(b".")  # a byte every 0.2 s: never idle, but it grows old
-        try:
-            got = await asyncio.wait_for(busy_reader.read(1), 0.2)
-            if got == b"":
-                busy_closed_at = loop.time() - started
-        except TimeoutError:
-            pass
-        except ConnectionResetError:
-            busy_closed_at = loop.time() - started
-        if idle_closed_at is None and idle_reader.at_eof() is False:
-            try:
-                if await asyncio.wait_for(idle_reader.read(1), 0.01) == b"":
-                    idle_closed_at = loop.time() - started
-            except TimeoutError:
-                pass
-            except ConnectionResetError:
-                idle_closed_at = loop.time() - started
-    assert idle_closed_at is not None and idle_closed_at < 2.0, idle_closed_at
-    assert busy_closed_at is not None and 2.4 < busy_closed_at < 4.0, busy_closed_at
+        await asyncio.sleep(0.2)
+    idle_closed_at, busy_closed_at = await asyncio.wait_for(asyncio.gather(idle, busy), 1)
+    assert idle_closed_at < 2.0, idle_closed_at
+    assert 2.4 < busy_closed_at < 4.0, busy_closed_at
     idle_writer.close()
     busy_writer.close()
     guard.close()

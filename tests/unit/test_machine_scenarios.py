@@ -8,6 +8,7 @@ import pytest
 from announcer.core import (
     Addresses,
     AddressGuard,
+    BfdPeers,
     Drain,
     DrainFile,
     Neighbor,
@@ -320,3 +321,43 @@ def test_an_unguarded_vip_ignores_the_addresses():
     assert harness.run(OK) == []
     assert harness.run(OK) == [A]
     assert harness.run(Addresses(frozenset())) == []
+
+
+R1, R2 = "198.51.100.1", "198.51.100.2"
+
+
+def test_a_bfd_gated_router_gets_routes_only_while_its_bfd_session_is_up():
+    h = Harness(make_spec(neighbors=(R1, R2), bfd_gated=frozenset({R1})))
+    on = {
+        peer: f"neighbor {peer} announce route {VIP} next-hop self med 100 origin igp"
+        for peer in (R1, R2)
+    }
+    off = {peer: f"neighbor {peer} withdraw route {VIP}" for peer in (R1, R2)}
+    # cold start: the checks pass before BFD is up; R1 (gated) gets nothing, R2 (not) the route
+    h.step(OK)
+    assert h.run(OK) == [off[R1], on[R2]]
+    assert h.run(BfdPeers(frozenset({R1}))) == [on[R1]]
+    # BFD to R1 goes down while BGP stays up: withdrawn from R1 alone
+    assert h.run(BfdPeers(frozenset())) == [off[R1]]
+    assert h.run(Tick(), 0.25) == []
+    # and back
+    assert h.run(BfdPeers(frozenset({R1, R2}))) == [on[R1]]
+    # health still decides for both; BFD never announces what the checks withdrew
+    h.step(FAIL)
+    assert h.run(FAIL) == [off[R1], off[R2]]
+    assert h.run(BfdPeers(frozenset({R2}))) == []
+    assert h.run(BfdPeers(frozenset({R1, R2}))) == []
+    # a session that comes up makes every peer's routes be sent again
+    h.step(OK)
+    assert h.run(OK) == [on[R1], on[R2]]
+    assert h.run(Neighbor(R1, "up")) == [on[R1], on[R2]]
+    assert h.run(Stop("bye")) == [off[R1], off[R2]]
+    assert not any(h.peer_ribs[peer] for peer in (R1, R2))
+    assert h.state.withheld == frozenset()
+
+
+def test_without_a_gated_router_the_commands_name_no_peer():
+    h = Harness(make_spec(neighbors=(R1, R2)))
+    h.step(OK)
+    assert h.run(OK) == [A]
+    assert h.run(BfdPeers(frozenset())) == []

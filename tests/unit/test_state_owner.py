@@ -11,13 +11,14 @@ from tests.machine_harness import VIP, VIP2, make_spec
 
 
 class _Reconciler:
-    """Records each desired set the owner hands over."""
+    """Records each desired set the owner hands over (no BFD gate: one view, every peer)."""
 
     def __init__(self) -> None:
         self.sets: list[dict[str, object]] = []
 
-    def set(self, desired: dict[str, object]) -> None:
-        self.sets.append(dict(desired))
+    def set(self, views: dict[str | None, dict[str, object]]) -> None:
+        assert list(views) == [None]
+        self.sets.append(dict(views[None]))
 
 
 async def test_results_queued_together_all_count_and_a_submitted_event_keeps_its_place():

@@ -268,12 +268,29 @@ async def _cli(config: dict, *args: str):
 
 
 # finding 3: the API never closed idle connections
-async def test_thousands_of_idle_api_connections_starve_nothing(
-    exabgp, health_server, plugin_config
-):
+async def test_thousands_of_idle_api_connections_starve_nothing(exabgp, plugin_config):
     import resource
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    config = plugin_config(health_server.url, vips=[VIP, VIP2])
+    class Health(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    # the health endpoint in a thread of its own: this test's event loop is busy opening
+    # thousands of connections, and must not be what makes a probe time out
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/health"
+    config = plugin_config(url, vips=[VIP, VIP2])
     config["checks"]["true"] = {
         "exec": {"argv": ["/bin/true"]},
         "interval": "300ms",
@@ -308,3 +325,5 @@ async def test_thousands_of_idle_api_connections_starve_nothing(
         for writer in held:
             writer.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        server.shutdown()
+        server.server_close()
