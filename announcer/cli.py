@@ -273,6 +273,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     stalls = status.get("stalls", {})
     if stalls.get("count"):
         print(f"plugin stalls: {stalls['count']} (last {stalls['last_s']}s)")
+    for peer, why in (status.get("withheld") or {}).items():
+        print(f"withheld from {peer}: {why} (nothing is announced to it)")
     drain_state = status.get("drain_state")
     if drain_state and not drain_state.get("saved", True):
         print(f"drains NOT saved, in memory only: {drain_state.get('error')}")

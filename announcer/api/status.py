@@ -6,6 +6,7 @@ Built from the reducer's published snapshot and the reconciler's ledger: read on
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..core import AddressGuard, State
@@ -14,6 +15,13 @@ from ..host.bfd_status import BfdMonitor
 from .metrics import ack_state
 
 __all__ = ["status_document"]
+
+_UNKNOWN = object()
+
+
+def _held(acked: Mapping[str, object], prefix: str) -> str:
+    value = acked.get(prefix, _UNKNOWN)
+    return "unknown" if value is _UNKNOWN else "withdrawn" if value is None else "announced"
 
 
 def status_document(
@@ -40,6 +48,7 @@ def status_document(
             }
         checks[name] = entry
     vips = []
+    per_peer = {peer: ledger.acked for peer, ledger in reconciler.ledgers.items() if peer}
     for vip in state.spec.vips:
         vip_record = state.vips[vip.prefix]
         drain = state.drain_of(vip.prefix)
@@ -49,6 +58,9 @@ def status_document(
                 "desired": vip_record.decision.verdict.value,
                 "reason": vip_record.decision.reason.value,
                 "acknowledged": ack_state(reconciler, vip.prefix),
+                # where BFD gates announcements: what each router was sent and acknowledged
+                "routers": {peer: _held(acked, vip.prefix) for peer, acked in per_peer.items()}
+                or None,
                 "since_s": None
                 if vip_record.changed_at is None
                 else round(now - vip_record.changed_at, 3),
@@ -79,6 +91,8 @@ def status_document(
         "vips": vips,
         "checks": checks,
         "neighbors": state.neighbor_states(),
+        # routers that get nothing from this host now, and why
+        "withheld": {peer: "bfd_down" for peer in sorted(state.withheld)},
         "bfd": None
         if bfd is None or not bfd.configured
         else {"bfdd_reachable": bfd.reachable, "peers": dict(bfd.peers)},

@@ -99,6 +99,7 @@ class Lab(PrometheusMixin):
         exabgp_config: Callable[[LbHost, Path], str] | None = None,
         wrong_password: frozenset[str] = frozenset(),
         bfd: bool = True,
+        bfd_gate: bool = True,
         unassigned: frozenset[str] = frozenset(),
         prometheus: bool = False,
     ) -> None:
@@ -110,6 +111,7 @@ class Lab(PrometheusMixin):
         self._failing_at_start = failing_at_start
         self._wrong_password = wrong_password
         self.bfd = bfd  # run bfdd on the hosts (the routers always run it)
+        self.bfd_gate = bfd_gate  # announce to a router only while BFD to it is up
         self._unassigned = unassigned  # hosts whose VIPs are not put on lo by the lab
         self.prometheus = prometheus  # a Prometheus in its own namespace, scraping every host
         self._children: list[subprocess.Popen[bytes]] = []
@@ -473,7 +475,11 @@ class Lab(PrometheusMixin):
                 if local is not None:
                     neighbor["local_address"] = local
                 if self.bfd:
-                    neighbor["bfd"] = {"interval": "100ms", "multiplier": 3}
+                    neighbor["bfd"] = {
+                        "interval": "100ms",
+                        "multiplier": 3,
+                        "gate": self.bfd_gate,
+                    }
                 neighbors.append(neighbor)
         config: dict[str, Any] = {
             "bgp": {"local_as": host.asn, "router_id": host.v4, "neighbors": neighbors},
@@ -492,7 +498,11 @@ class Lab(PrometheusMixin):
             # Prometheus scrapes every host from its own namespace: the API listens on all
             # addresses, so POSTs need the token (the lab's CLI calls pass it)
             "api": {"listen": "0.0.0.0:9180", "token_file": str(d / "api-token")},
-            "bfdd": {"vty_socket": str(self.bfdd_dir(host.name)), "poll_interval": "1s"},
+            "bfdd": {
+                "vty_socket": str(self.bfdd_dir(host.name)),
+                "control_socket": str(self.bfdd_dir(host.name) / "bfdd.sock"),
+                "poll_interval": "1s",
+            },
         }
         if host.kind == "nginx":
             config["checks"]["lb"] = {
