@@ -95,7 +95,7 @@ def status_document(
         "withheld": {peer: "bfd_down" for peer in sorted(state.withheld)},
         "bfd": None
         if bfd is None or not bfd.configured
-        else {"bfdd_reachable": bfd.reachable, "peers": dict(bfd.peers)},
+        else {"bfdd_reachable": bfd.reachable, "via": bfd.via or None, "peers": dict(bfd.peers)},
         "withdrawing": sorted(state.retired),
         "stalls": {"count": state.stalls, "last_s": round(state.last_stall_s, 3)},
         "exabgp": {"pending_commands": pending, "command_errors": reconciler.errors},

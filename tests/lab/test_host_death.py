@@ -57,6 +57,7 @@ def test_a_host_whose_bfdd_dies_is_dropped_and_rejoins_with_bfd(lab: Lab):
             break
         time.sleep(0.2)
     assert status["bfd"]["bfdd_reachable"] is True, status["bfd"]
+    assert status["bfd"]["via"] == "control", status["bfd"]  # pushed by bfdd, not polled
     peers = status["bfd"]["peers"]  # two routers, an IPv4 and an IPv6 session to each
     assert len(peers) == 4 and set(peers.values()) == {"up"}, peers
     time.sleep(2)  # sessions older than what a reset would leave
