@@ -335,6 +335,24 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
                 "interval of phase and the poll of `show bfd peers`); bgpd then tears the session "
                 "down and zebra removes the next hop, which shows as the rest of the FIB time.",
             ]
+        back = [r for r in deaths.get("announcer", {}).get("rounds", []) if "back_s" in r]
+        if back:
+            back_s = summary([r["back_s"] for r in back])
+            bfd_up = [r["bfd_up_s"] for r in back if r.get("bfd_up_s") is not None]
+            up_part = (
+                f"; r1's BFD session with it was up after {summary(bfd_up)['median']:.2f} s"
+                if bfd_up
+                else ""
+            )
+            out += [
+                "",
+                f"The host's return (this plugin, {len(back)} rounds): thawed and reconnected, lb1 "
+                f"was back in both FIBs after {back_s['median']:.2f} s (median; max "
+                f"{back_s['max']:.2f} s){up_part}. It is announced to a router only once its BFD "
+                "session to it is up (the gate), so this includes BFD's slow start (one packet "
+                "a second until up) and BGP's re-establishment; a host that dies again right "
+                "after it is back is then caught by BFD, not by the hold timer.",
+            ]
     out += [
         "",
         "## Drain",

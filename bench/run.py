@@ -281,7 +281,17 @@ def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
                 bfd_due = system.is_ours and bfd_down is None and polls % 3 == 0
                 if bfd_due and lab.bfd_peers("r1").get(address) != "up":
                     bfd_down = time.monotonic() - t0
+            # the host returns: with the BFD gate it is announced once BFD is up again
+            t1 = time.monotonic()
             lab.kill_host("lb1", False)
+            bfd_up: float | None = None
+            while time.monotonic() - t1 < 60:
+                if system.is_ours and bfd_up is None and lab.bfd_peers("r1").get(address) == "up":
+                    bfd_up = time.monotonic() - t1
+                if all(address in lab.fib(router=r.name) for r in ROUTERS):
+                    break
+                time.sleep(0.01)
+            back = time.monotonic() - t1
             lab.wait_fib(ALL, timeout=60)
             if len(gone) < len(ROUTERS):
                 rows.append({"error": f"round {number}: still in a FIB after 15 s: {gone}"})
@@ -291,9 +301,14 @@ def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
                     **{f"{r}_s": v for r, v in gone.items()},
                     "both_s": max(gone.values()),
                     "bfd_down_s": bfd_down,
+                    "back_s": back,
+                    "bfd_up_s": bfd_up,
                 }
             )
-            log(f"{system.name}: host death round {number}: {max(gone.values()):.3f}s")
+            log(
+                f"{system.name}: host death round {number}: {max(gone.values()):.3f}s; "
+                f"back in both FIBs {back:.3f}s after its return"
+            )
         return {"rounds": rows}
     finally:
         lab.down()

@@ -27,6 +27,7 @@ from announcer.core import (
     batch_commands,
     initial_state,
     plan,
+    plan_views,
     reduce,
     reduce_probes,
     restated,
@@ -127,28 +128,30 @@ class Harness:
         return [line for line, _ in commands]
 
     def _sync_per_peer(self, fail: bool) -> list[str]:
-        """As the reconciler does where BFD gates announcements: a view, a ledger and
-        commands per peer."""
+        """As the reconciler does where BFD gates announcements: a view and a ledger per peer;
+        one plain batch when every peer needs the same, else commands that name their peer."""
         spec, lines = self.state.spec, []
         views = route_views(self.state.desired, spec.neighbors, spec.bfd_gated, self.state.withheld)
-        for peer, desired in views.items():
-            assert peer is not None
-            ledger = self.peer_ledgers.get(peer, Ledger())
-            changes = plan(desired, ledger.acked)
-            commands = batch_commands(changes.announce, changes.withdraw, peer)
-            rib = self.peer_ribs.setdefault(peer, {})
-            if not fail:
-                for line, covered in commands:
-                    for prefix in covered:
-                        if f"neighbor {peer} announce" in line:
-                            rib[prefix] = line
-                        else:
-                            rib.pop(prefix, None)
-            sent = [[(prefix, desired[prefix]) for prefix in covered] for _, covered in commands]
-            self.peer_ledgers[peer] = answered(
-                ledger, sent, [not fail] * len(commands), ledger.epoch
-            )
+        ledgers = {peer: self.peer_ledgers.get(peer, Ledger()) for peer in views}
+        for selector, peers, changes in plan_views(views, ledgers):
+            commands = batch_commands(changes.announce, changes.withdraw, selector)
+            for peer in peers:
+                assert peer is not None
+                rib = self.peer_ribs.setdefault(peer, {})
+                if not fail:
+                    for line, covered in commands:
+                        for prefix in covered:
+                            if " announce " in f" {line} ":
+                                rib[prefix] = line
+                            else:
+                                rib.pop(prefix, None)
+                desired = views[peer]
+                sent = [[(p, desired[p]) for p in covered] for _, covered in commands]
+                ledgers[peer] = answered(
+                    ledgers[peer], sent, [not fail] * len(commands), ledgers[peer].epoch
+                )
             lines += [line for line, _ in commands]
+        self.peer_ledgers.update({peer: ledger for peer, ledger in ledgers.items() if peer})
         return lines
 
     def run(self, event: Event, dt: float = 0.1) -> list[str]:

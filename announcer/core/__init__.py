@@ -70,7 +70,16 @@ from .machine import step as reduce
 from .machine import step_probes as reduce_probes
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
-from .reconcile import Changes, Ledger, answered, combined, plan, restated, route_views
+from .reconcile import (
+    Changes,
+    Ledger,
+    answered,
+    combined,
+    plan,
+    plan_views,
+    restated,
+    route_views,
+)
 from .routes import base_route, build_route
 from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
 from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
@@ -157,6 +166,7 @@ __all__ = [
     "next_probe_in",
     "parse_line",
     "plan",
+    "plan_views",
     "quantise",
     "record_flap",
     "reduce",

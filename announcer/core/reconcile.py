@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 
 from .model import Route
 
-__all__ = ["Changes", "Ledger", "answered", "combined", "plan", "restated", "route_views"]
+__all__ = [
+    "Changes",
+    "Ledger",
+    "answered",
+    "combined",
+    "plan",
+    "plan_views",
+    "restated",
+    "route_views",
+]
 
 _UNKNOWN = object()
 
@@ -104,6 +113,19 @@ def route_views(
         else:
             views[peer] = desired
     return views
+
+
+def plan_views(
+    views: Mapping[Target, Mapping[str, Route | None]], ledgers: Mapping[Target, Ledger]
+) -> list[tuple[Target, tuple[Target, ...], Changes]]:
+    """What to send, as (selector, the targets whose ledgers it answers for, changes). When
+    every peer needs the very same changes (nobody withheld, every ledger in step: the usual
+    case), one batch of plain commands serves them all: a peer's view costs ExaBGP nothing
+    extra. Otherwise each peer gets its own batch, its commands naming it."""
+    planned = [(target, plan(desired, ledgers[target].acked)) for target, desired in views.items()]
+    if len(planned) > 1 and all(changes and changes == planned[0][1] for _, changes in planned):
+        return [(None, tuple(views), planned[0][1])]
+    return [(target, (target,), changes) for target, changes in planned if changes]
 
 
 def combined(ledgers: Mapping[Target, Ledger]) -> dict[str, Route | None]:

@@ -16,8 +16,8 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 
-from ..core import Ledger, Route, answered, batch_commands, combined, plan, restated
-from ..core.reconcile import Target
+from ..core import Ledger, Route, answered, batch_commands, combined, restated
+from ..core.reconcile import Target, plan_views
 from ..logs import get_logger
 from .pipe import AckResult, ExabgpSession
 
@@ -102,16 +102,14 @@ class Reconciler:
         """Send the current difference once. True when nothing is left to do."""
         views, ledgers = self.views, self.ledgers
         commands: list[tuple[str, tuple[str, ...]]] = []
-        owners: list[Target] = []  # the target of each command
+        owners: list[tuple[Target, ...]] = []  # the targets each command answers for
         announced = withdrawn = 0
-        for target, desired in views.items():
-            changes = plan(desired, ledgers[target].acked)
-            if changes:
-                batch = batch_commands(changes.announce, changes.withdraw, target)
-                commands += batch
-                owners += [target] * len(batch)
-                announced += len(changes.announce)
-                withdrawn += len(changes.withdraw)
+        for selector, targets, changes in plan_views(views, ledgers):
+            batch = batch_commands(changes.announce, changes.withdraw, selector)
+            commands += batch
+            owners += [targets] * len(batch)
+            announced += len(changes.announce)
+            withdrawn += len(changes.withdraw)
         if not commands:
             self._idle.set()
             return True
@@ -120,7 +118,7 @@ class Reconciler:
         results = await self._session.send([line for line, _ in commands])
         before = self.errors
         for target in views:
-            mine = [i for i, owner in enumerate(owners) if owner == target]
+            mine = [i for i, owner in enumerate(owners) if target in owner]
             if not mine or target not in self.ledgers:
                 continue
             desired = views[target]
