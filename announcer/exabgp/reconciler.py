@@ -166,9 +166,16 @@ class Reconciler:
     async def withdraw_all(self, prefixes: list[str], timeout_s: float) -> list[str]:
         """Withdraw every given prefix from every peer, whatever the ledgers say; return those
         not confirmed."""
-        self.views = {None: dict.fromkeys(prefixes)}
         commands = batch_commands((), prefixes)
         results = await self._session.send([line for line, _ in commands], timeout_s=timeout_s)
+        # plain withdraws reach every peer: each ledger learns what was acknowledged (the
+        # address keeper removes a `manage` address only once its withdraw is)
+        sent = [[(prefix, None) for prefix in covered] for _, covered in commands]
+        answers = [_ANSWER[result] for result in results]
+        self.ledgers = {
+            target: answered(ledger, sent, answers, ledger.epoch)
+            for target, ledger in self.ledgers.items()
+        }
         unconfirmed: list[str] = []
         for (_, covered), result in zip(commands, results, strict=True):
             self._on_commands("withdraw", result)

@@ -187,3 +187,21 @@ def test_answers_are_never_credited_to_the_wrong_command(batches, faults):
         await _close(reader)
 
     asyncio.run(scenario())
+
+
+async def test_the_last_withdraw_is_acknowledged_in_every_routers_ledger():
+    from announcer.core import base_route
+    from announcer.exabgp.reconciler import Reconciler
+
+    model = ModelExabgp()
+    session, reader = await _session(model)
+    reconciler = Reconciler(session)
+    route = base_route("192.0.2.10/32")
+    views = {peer: {route.prefix: route} for peer in ("198.51.100.1", "198.51.100.2")}
+    reconciler.set(views)
+    assert await reconciler.sync_once()
+    assert reconciler.acked == {route.prefix: route}
+    assert await reconciler.withdraw_all([route.prefix], timeout_s=1.0) == []
+    # what the address keeper asks before it removes a `manage` address
+    assert reconciler.acked == {route.prefix: None}
+    await _close(reader)
