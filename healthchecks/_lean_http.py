@@ -34,6 +34,7 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)")
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked")
 _CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[^\r]*close")
 _NO_LINGER = struct.pack("ii", 1, 0)
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class BadResponse(Exception):
@@ -318,14 +319,18 @@ def _complete(buffer: bytearray, limit: int, eof: bool = False) -> tuple[int, by
     if chunked:
         decoded = _dechunk(body, limit)
         if decoded is None:
-            return (status, body[:limit], False) if eof or len(body) >= limit else None
+            if eof:
+                raise BadResponse("connection closed before the whole body")
+            return None
         data, used = decoded
         return status, data, keep and used == len(body)
     if length_match is not None:
         length = int(length_match.group(1))
         wanted = min(length, limit)
-        if len(body) >= wanted or eof:
+        if len(body) >= wanted:
             return status, body[:wanted], keep and len(body) == length
+        if eof:
+            raise BadResponse("connection closed before the whole body")
         return None
     if status in (204, 304):
         return status, b"", keep and not body
@@ -343,23 +348,29 @@ def _dechunk(data: bytes, limit: int) -> tuple[bytes, int | None] | None:
         line_end = data.find(b"\r\n", position)
         if line_end < 0:
             return None
-        size_text = data[position:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise BadResponse("bad chunk size") from None
+        size_text = data[position:line_end].split(b";", 1)[0].strip(b" \t")
+        if not _HEX.fullmatch(size_text):
+            raise BadResponse(f"bad chunk size: {size_text[:20]!r}")
+        size = int(size_text, 16)
         if size == 0:
-            # the last chunk, then (no trailers from a health endpoint) an empty line
-            trailer_end = data.find(b"\r\n", line_end + 2)
-            if trailer_end < 0:
-                return None
-            return bytes(out[:limit]), trailer_end + 2
+            # the last chunk, then trailer fields (rare from a health endpoint), each a line,
+            # and the empty line that ends the message
+            position = line_end + 2
+            while True:
+                field_end = data.find(b"\r\n", position)
+                if field_end < 0:
+                    return None
+                if field_end == position:
+                    return bytes(out[:limit]), field_end + 2
+                position = field_end + 2
         start = line_end + 2
-        if len(data) < start + size:
-            return None
-        out += data[start : start + size]
+        out += data[start : start + size]  # what has come of this chunk
         if len(out) >= limit:
             return bytes(out[:limit]), None
+        if len(data) < start + size + 2:
+            return None
+        if data[start + size : start + size + 2] != b"\r\n":
+            raise BadResponse("a chunk not followed by CRLF")
         position = start + size + 2
 
 
