@@ -65,3 +65,11 @@ def test_large_batches_are_split():
     commands = batch_commands(routes, [])
     assert all(len(p) <= MAX_PREFIXES_PER_COMMAND for _, p in commands)
     assert sum(len(p) for _, p in commands) == 250
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", ",", ";", "[", "]", "{", "(", "\\"])
+def test_a_token_that_could_split_or_extend_a_command_is_refused(separator):
+    """A space (or any of ExaBGP's separators) inside one value would make it two words of the
+    command: `community [ 65001:1 65535:0 ]` smuggled in as one community."""
+    with pytest.raises(UnsafeToken):
+        announce_command(Route("192.0.2.10/32", communities=(f"65001:1{separator}65535:0",)))

@@ -361,3 +361,18 @@ def test_without_a_gated_router_the_commands_name_no_peer():
     h.step(OK)
     assert h.run(OK) == [A]
     assert h.run(BfdPeers(frozenset())) == []
+
+
+def test_a_verdict_that_expires_while_another_vip_is_decided_reaches_every_vip_of_its_check():
+    """The fail-open bug the simulation once found: a drain decides VIP at a moment when
+    `web`'s UP has just outlived its TTL; VIP2, on the same check, must be withdrawn in that
+    same step (no later tick sees the expiry again: it is already recorded)."""
+    h = Harness(make_spec({VIP: ("web",), VIP2: ("web",)}))
+    h.step(OK)
+    h.run(OK)
+    assert set(h.rib) == {VIP, VIP2}
+    for _ in range(13):  # ticks up to 3.25 s after the last result: the TTL (3.4 s) holds
+        assert h.run(Tick(), 0.25) == []
+    # no tick between the expiry and the drain: the drain's decision is the first to see it
+    h.run(Drain((VIP,), "maintenance"), 0.2)
+    assert h.state.desired[VIP2] is None and h.rib == {}

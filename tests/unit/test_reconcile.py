@@ -26,3 +26,16 @@ def test_attribute_change_reannounces():
 def test_mixed_changes():
     changes = plan({A.prefix: A, B.prefix: None}, {A.prefix: None, B.prefix: B})
     assert changes.announce == (A,) and changes.withdraw == (B.prefix,)
+
+
+def test_answers_to_commands_sent_before_a_restate_do_not_count():
+    """A session came up (restate: ExaBGP's RIB for it is new) while a batch was out: its
+    `done`s describe the old RIB, so the prefixes stay unknown and are sent again."""
+    from announcer.core import Ledger, answered, restated
+
+    ledger = Ledger()
+    sent_at = ledger.epoch
+    ledger = restated(ledger)
+    ledger = answered(ledger, [[(A.prefix, A)]], [True], sent_at)
+    assert dict(ledger.acked) == {}
+    assert plan({A.prefix: A}, ledger.acked).announce == (A,)
