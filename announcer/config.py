@@ -258,7 +258,8 @@ class CheckConfig(_Strict):
     )
     ttl: Duration | None = Field(
         default=None,
-        description="an up verdict older than this counts as down; default 3 x interval + timeout",
+        description="a verdict older than this counts as down: an up that is not confirmed "
+        "again, or an unknown that never settles; default 3 x interval + timeout",
     )
 
     @model_validator(mode="after")

@@ -2,8 +2,9 @@
 
 Every health withdrawal of a VIP (announced, then its checks fail) adds `penalty`; coming back
 is free, as in BGP route flap damping. The penalty halves every `half_life`. Past `suppress`
-the VIP is held withdrawn until the penalty decays below `reuse`. The penalty is capped so
-that no suppression lasts longer than `max_suppress`.
+the VIP, once healthy again, is announced de-preferred (with the graceful-shutdown community,
+never withdrawn: a fleet-wide restart must not be prolonged by it) until the penalty decays
+below `reuse`. The penalty is capped so that no suppression lasts longer than `max_suppress`.
 """
 
 from __future__ import annotations
