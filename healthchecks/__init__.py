@@ -14,6 +14,7 @@ from .exec_probe import ExecProbe, ExecProbeConfig
 from .haproxy_probe import HaproxyProbe, HaproxyProbeConfig
 from .http_probe import HttpProbe, HttpProbeConfig
 from .nginx_probe import NginxProbe, NginxProbeConfig
+from .reasons import Reason
 from .runner import run_probe
 from .tcp_probe import TcpProbe, TcpProbeConfig
 from .watch import DOWN_RETRY_S, Endpoint, Watcher, endpoint_of
@@ -35,6 +36,7 @@ __all__ = [
     "ProbeFailure",
     "ProbeResult",
     "QuickProbe",
+    "Reason",
     "TcpProbe",
     "TcpProbeConfig",
     "Watcher",

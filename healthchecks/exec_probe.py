@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import ProbeFailure, ProbeResult
+from .reasons import Reason
 
 __all__ = ["ExecProbe", "ExecProbeConfig"]
 
@@ -66,9 +67,9 @@ class ExecProbe:
                     env=env,
                 )
             except FileNotFoundError as exc:
-                raise ProbeFailure("exec_not_found", str(exc)) from exc
+                raise ProbeFailure(Reason.EXEC_NOT_FOUND, str(exc)) from exc
             except PermissionError as exc:
-                raise ProbeFailure("permission_denied", str(exc)) from exc
+                raise ProbeFailure(Reason.PERMISSION_DENIED, str(exc)) from exc
             try:
                 status = await process.wait()
             finally:
@@ -85,9 +86,9 @@ class ExecProbe:
         first_line = text.decode("utf-8", errors="replace").strip().splitlines()[:1]
         detail = first_line[0][:200] if first_line else f"exit {status}"
         if status != 0:
-            reason = "killed" if status < 0 else "exit_nonzero"
+            reason = Reason.KILLED if status < 0 else Reason.EXIT_NONZERO
             raise ProbeFailure(reason, f"exit {status}: {detail}")
-        return ProbeResult(ok=True, reason="ok", detail=detail)
+        return ProbeResult(ok=True, reason=Reason.OK, detail=detail)
 
     async def close(self) -> None:
         return None

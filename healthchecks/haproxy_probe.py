@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .base import ProbeFailure, ProbeResult
+from .reasons import Reason
 
 __all__ = ["HaproxyProbe", "HaproxyProbeConfig", "StatRow", "backend_health", "parse_show_stat"]
 
@@ -74,7 +75,7 @@ class BackendHealth:
 def parse_show_stat(text: str) -> list[StatRow]:
     """Parse `show stat` CSV (first line `# pxname,svname,...`)."""
     if not text.startswith("# "):
-        raise ProbeFailure("bad_reply", f"not show stat output: {text[:60]!r}")
+        raise ProbeFailure(Reason.BAD_REPLY, f"not show stat output: {text[:60]!r}")
     reader = csv.DictReader(io.StringIO(text[2:]))
     rows: list[StatRow] = []
     for record in reader:
@@ -96,7 +97,7 @@ def backend_health(rows: list[StatRow], backend: str) -> BackendHealth:
     servers = [r for r in rows if r.proxy == backend and r.service not in ("FRONTEND", "BACKEND")]
     summary = next((r for r in rows if r.proxy == backend and r.service == "BACKEND"), None)
     if summary is None:
-        raise ProbeFailure("backend_missing", f"no backend {backend!r} in show stat")
+        raise ProbeFailure(Reason.BACKEND_MISSING, f"no backend {backend!r} in show stat")
     up = sum(1 for s in servers if s.status.startswith(_SERVING))
     return BackendHealth(up, len(servers), summary.status, summary.current_sessions)
 
@@ -135,12 +136,14 @@ class HaproxyProbe:
                 (r for r in rows if r.proxy == config.frontend and r.service == "FRONTEND"), None
             )
             if front is None:
-                raise ProbeFailure("frontend_missing", f"no frontend {config.frontend!r}")
+                raise ProbeFailure(Reason.FRONTEND_MISSING, f"no frontend {config.frontend!r}")
             # FULL (at maxconn) is a busy frontend, not a dead one: withdrawing it at peak load
             # would push the peak onto the other hosts. It stays up, with no spare capacity.
             full = front.status == "FULL"
             if front.status not in ("OPEN", "FULL"):
-                raise ProbeFailure("frontend_closed", f"frontend {config.frontend} {front.status}")
+                raise ProbeFailure(
+                    Reason.FRONTEND_CLOSED, f"frontend {config.frontend} {front.status}"
+                )
         health = backend_health(rows, config.backend)
         capacity = health.up / health.total if health.total and not full else 0.0
         metrics = {
@@ -155,8 +158,10 @@ class HaproxyProbe:
         elif config.min_up_ratio is not None:
             needed = max(1, math.ceil(config.min_up_ratio * health.total - 1e-9))
         if health.up < needed:
-            raise ProbeFailure("below_min_up", f"{detail}, need {needed}")
-        return ProbeResult(ok=True, reason="ok", detail=detail, capacity=capacity, metrics=metrics)
+            raise ProbeFailure(Reason.BELOW_MIN_UP, f"{detail}, need {needed}")
+        return ProbeResult(
+            ok=True, reason=Reason.OK, detail=detail, capacity=capacity, metrics=metrics
+        )
 
     async def close(self) -> None:
         return None

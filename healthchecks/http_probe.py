@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from ._http import HttpClient, HttpTarget
 from ._lean_http import Answer, Stale
 from .base import ProbeFailure, ProbeResult
+from .reasons import Reason
 from .runner import failed_result
 
 __all__ = ["HttpProbe", "HttpProbeConfig"]
@@ -57,7 +58,7 @@ class HttpProbe:
 
     async def probe(self) -> ProbeResult:
         status, body = await self._client.get_bytes()
-        return ProbeResult(ok=True, reason="ok", detail=self._judge(status, body))
+        return ProbeResult(ok=True, reason=Reason.OK, detail=self._judge(status, body))
 
     def start(self, started: float, done: Callable[[ProbeResult | None], None]) -> bool:
         self._started, self._done = started, done
@@ -81,19 +82,21 @@ class HttpProbe:
             except ProbeFailure as exc:
                 done(failed_result(exc, self._started))
             else:
-                done(ProbeResult(True, "ok", time.monotonic() - self._started, detail))
+                done(ProbeResult(True, Reason.OK, time.monotonic() - self._started, detail))
 
     def _judge(self, status: int, body: bytes) -> str:
         """The result's detail if the answer passes; ProbeFailure if not."""
         if status not in self._config.expect_status:
-            raise ProbeFailure("bad_status", f"HTTP {status}")
+            raise ProbeFailure(Reason.BAD_STATUS, f"HTTP {status}")
         if self._reads_body:
             text = body.decode("utf-8", errors="replace")
             expected = self._config.expect_body
             if expected is not None and expected not in text:
-                raise ProbeFailure("body_mismatch", f"body lacks {expected!r}")
+                raise ProbeFailure(Reason.BODY_MISMATCH, f"body lacks {expected!r}")
             if self._regex is not None and not self._regex.search(text):
-                raise ProbeFailure("body_mismatch", f"body does not match {self._regex.pattern!r}")
+                raise ProbeFailure(
+                    Reason.BODY_MISMATCH, f"body does not match {self._regex.pattern!r}"
+                )
         return f"HTTP {status}"
 
     async def close(self) -> None:

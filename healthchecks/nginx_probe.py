@@ -8,6 +8,7 @@ from typing import Literal
 
 from ._http import HttpClient, HttpTarget
 from .base import ProbeFailure, ProbeResult
+from .reasons import Reason
 
 __all__ = ["NginxProbe", "NginxProbeConfig", "StubStatus", "parse_stub_status"]
 
@@ -36,7 +37,7 @@ class StubStatus:
 def parse_stub_status(text: str) -> StubStatus:
     match = _STUB_STATUS.search(text)
     if match is None:
-        raise ProbeFailure("bad_reply", f"not a stub_status page: {text[:60]!r}")
+        raise ProbeFailure(Reason.BAD_REPLY, f"not a stub_status page: {text[:60]!r}")
     return StubStatus(**{k: int(v) for k, v in match.groupdict().items()})
 
 
@@ -47,7 +48,7 @@ class NginxProbe:
     async def probe(self) -> ProbeResult:
         response = await self._client.get()
         if response.status != 200:
-            raise ProbeFailure("bad_status", f"HTTP {response.status}")
+            raise ProbeFailure(Reason.BAD_STATUS, f"HTTP {response.status}")
         status = parse_stub_status(response.body)
         # accepts > handled means nginx dropped connections (worker_connections exhausted)
         if status.accepts > status.handled:
@@ -57,7 +58,7 @@ class NginxProbe:
             detail = f"{status.active} active"
         return ProbeResult(
             ok=True,
-            reason="ok",
+            reason=Reason.OK,
             detail=detail,
             metrics={
                 "active_connections": float(status.active),

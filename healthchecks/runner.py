@@ -9,17 +9,18 @@ import time
 
 from ._lean_http import BadResponse
 from .base import Probe, ProbeFailure, ProbeResult
+from .reasons import Reason
 
 __all__ = ["failed_result", "reason_for_exception", "run_probe", "timed_out"]
 
 _ERRNO_REASONS = {
-    errno.ECONNREFUSED: "connection_refused",
-    errno.ECONNRESET: "connection_reset",
-    errno.EHOSTUNREACH: "host_unreachable",
-    errno.ENETUNREACH: "network_unreachable",
-    errno.ENOENT: "socket_missing",
-    errno.EACCES: "permission_denied",
-    errno.EPIPE: "connection_reset",
+    errno.ECONNREFUSED: Reason.CONNECTION_REFUSED,
+    errno.ECONNRESET: Reason.CONNECTION_RESET,
+    errno.EHOSTUNREACH: Reason.HOST_UNREACHABLE,
+    errno.ENETUNREACH: Reason.NETWORK_UNREACHABLE,
+    errno.ENOENT: Reason.SOCKET_MISSING,
+    errno.EACCES: Reason.PERMISSION_DENIED,
+    errno.EPIPE: Reason.CONNECTION_RESET,
 }
 
 
@@ -28,16 +29,16 @@ def reason_for_exception(exc: BaseException) -> str:
     if isinstance(exc, ProbeFailure):
         return exc.reason
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timeout"
+        return Reason.TIMEOUT
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return "tls_error"
+        return Reason.TLS_ERROR
     if isinstance(exc, ConnectionResetError):
-        return "connection_reset"
+        return Reason.CONNECTION_RESET
     if isinstance(exc, BadResponse):
-        return "http_error"
+        return Reason.HTTP_ERROR
     if isinstance(exc, OSError):
-        return _ERRNO_REASONS.get(exc.errno or 0, "os_error")
-    return "probe_error"
+        return _ERRNO_REASONS.get(exc.errno or 0, Reason.OS_ERROR)
+    return Reason.PROBE_ERROR
 
 
 class _Deadline:
@@ -79,7 +80,7 @@ def failed_result(exc: BaseException, started: float) -> ProbeResult:
 
 def timed_out(timeout_s: float, started: float) -> ProbeResult:
     """The result of a probe that started at `started` and had no answer within `timeout_s`."""
-    return _failed("timeout", f"no answer within {timeout_s:g}s", started)
+    return _failed(Reason.TIMEOUT, f"no answer within {timeout_s:g}s", started)
 
 
 async def run_probe(probe: Probe, timeout_s: float) -> ProbeResult:

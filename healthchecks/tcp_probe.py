@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ProbeFailure, ProbeResult
+from .reasons import Reason
 
 __all__ = ["TcpProbe", "TcpProbeConfig"]
 
@@ -42,16 +43,16 @@ class TcpProbe:
                     chunk = await reader.read(MAX_READ_BYTES)
                     if not chunk:
                         raise ProbeFailure(
-                            "body_mismatch", "connection closed before expected bytes"
+                            Reason.BODY_MISMATCH, "connection closed before expected bytes"
                         )
                     received += chunk
                 if expected not in received:
-                    raise ProbeFailure("body_mismatch", f"no {self._config.expect!r} in reply")
+                    raise ProbeFailure(Reason.BODY_MISMATCH, f"no {self._config.expect!r} in reply")
         finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-        return ProbeResult(ok=True, reason="ok", detail="connected")
+        return ProbeResult(ok=True, reason=Reason.OK, detail="connected")
 
     async def close(self) -> None:
         return None

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .reasons import DEFINITE_REASONS, NOTHING_LISTENS
+
 __all__ = [
     "DEFINITE_REASONS",
     "CheckState",
@@ -49,30 +51,12 @@ class Evidence(StrEnum):
     CERTAIN = "certain"
 
 
-# reason tokens (healthchecks) that are an answer from the service, not a silence
-DEFINITE_REASONS = frozenset(
-    {
-        "connection_refused",
-        "socket_missing",
-        "bad_status",
-        "body_mismatch",
-        "frontend_closed",
-        "frontend_missing",
-        "backend_missing",
-        "below_min_up",
-        "exit_nonzero",
-    }
-)
-# ...of which these say that nothing listens
-_NOTHING_LISTENS = frozenset({"connection_refused", "socket_missing"})
-
-
 def evidence_of(ok: bool, reason: str, listener_gone: bool = False) -> Evidence:
     """How strongly one probe result speaks. `listener_gone`: the endpoint's watcher saw its
     held connection end and a new connection refused, and has not connected since."""
     if ok:
         return Evidence.DEFINITE
-    if listener_gone and reason in _NOTHING_LISTENS:
+    if listener_gone and reason in NOTHING_LISTENS:
         return Evidence.CERTAIN
     return Evidence.DEFINITE if reason in DEFINITE_REASONS else Evidence.WEAK
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from healthchecks import Probe, ProbeFailure, ProbeResult, build_probe
+from healthchecks import Probe, ProbeFailure, ProbeResult, Reason, build_probe
 
 from ..config import CheckConfig
 
@@ -24,7 +24,7 @@ class BrokenProbe:
         self.error = error
 
     async def probe(self) -> ProbeResult:
-        raise ProbeFailure("probe_error", self.error)
+        raise ProbeFailure(Reason.PROBE_ERROR, self.error)
 
     async def close(self) -> None:
         return None
