@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..app.owner import StateOwner
-from ..exabgp.reconciler import Reconciler
-from ..host.bfd_status import BfdMonitor
 from .listener import ConnectionGuard
 from .metrics import Metrics
+from .sources import AckSource, BfdSource, StateSource
 
 __all__ = ["ApiState"]
 
@@ -21,12 +19,12 @@ __all__ = ["ApiState"]
 class ApiState:
     def __init__(
         self,
-        owner: StateOwner,
-        reconciler: Reconciler,
+        owner: StateSource,
+        reconciler: AckSource,
         metrics: Metrics,
         pending: Callable[[], int],
         token: str | None,
-        bfd: BfdMonitor | None = None,
+        bfd: BfdSource | None = None,
     ) -> None:
         self.owner = owner
         self.bfd = bfd

@@ -8,7 +8,6 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from itertools import accumulate
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,12 +35,7 @@ from ..core import (
     Reason,
     Verdict,
 )
-from ..exabgp.pipe import AckResult
-from ..exabgp.reconciler import Reconciler
-
-if TYPE_CHECKING:
-    from ..app.owner import StateOwner
-    from ..host.bfd_status import BfdMonitor
+from .sources import AckSource, BfdSource, StateSource
 
 __all__ = ["METRIC_NAMES", "Metrics"]
 
@@ -87,10 +81,10 @@ METRIC_NAMES = (
 class _StateCollector(Collector):
     def __init__(
         self,
-        owner: StateOwner,
-        reconciler: Reconciler,
+        owner: StateSource,
+        reconciler: AckSource,
         pending: Callable[[], int],
-        bfd: BfdMonitor | None = None,
+        bfd: BfdSource | None = None,
     ) -> None:
         self._bfd = bfd
         self._owner = owner
@@ -305,7 +299,7 @@ _BUCKET_LABELS = (
 )
 
 
-def ack_state(reconciler: Reconciler, prefix: str) -> str:
+def ack_state(reconciler: AckSource, prefix: str) -> str:
     if prefix not in reconciler.acked:
         return "unknown"
     return "announced" if reconciler.acked[prefix] is not None else "withdrawn"
@@ -364,10 +358,10 @@ class Metrics:
 
     def attach(
         self,
-        owner: StateOwner,
-        reconciler: Reconciler,
+        owner: StateSource,
+        reconciler: AckSource,
         pending: Callable[[], int],
-        bfd: BfdMonitor | None = None,
+        bfd: BfdSource | None = None,
     ) -> None:
         self.registry.register(_StateCollector(owner, reconciler, pending, bfd))
 
@@ -388,8 +382,8 @@ class Metrics:
     def observe_transition(self, vip: str, old: Decision, new: Decision) -> None:
         self.transitions.labels(vip, new.verdict.value, new.reason.value).inc()
 
-    def observe_command(self, kind: str, result: AckResult) -> None:
-        self.commands.labels(kind, result.value).inc()
+    def observe_command(self, kind: str, result: str) -> None:
+        self.commands.labels(kind, str(result)).inc()
 
     def observe_reload(self, ok: bool) -> None:
         self.reload_ok.set(1 if ok else 0)

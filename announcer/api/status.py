@@ -10,9 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core import AddressGuard, State
-from ..exabgp.reconciler import Reconciler
-from ..host.bfd_status import BfdMonitor
 from .metrics import ack_state
+from .sources import AckSource, BfdSource
 
 __all__ = ["status_document"]
 
@@ -25,7 +24,7 @@ def _held(acked: Mapping[str, object], prefix: str) -> str:
 
 
 def status_document(
-    state: State, reconciler: Reconciler, pending: int, bfd: BfdMonitor | None = None
+    state: State, reconciler: AckSource, pending: int, bfd: BfdSource | None = None
 ) -> dict[str, Any]:
     now = time.monotonic()
     checks: dict[str, Any] = {}

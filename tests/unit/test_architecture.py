@@ -65,3 +65,30 @@ def test_no_shell_anywhere():
         assert "shell=True" not in text, path
         assert "create_subprocess_shell" not in text, path
         assert "os.system(" not in text, path
+
+
+def _announcer_imports(path: Path) -> set[str]:
+    """The announcer packages a module imports (relative imports resolved from its folder)."""
+    package = path.parent.name
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            if node.level == 1:
+                names.add(package)
+            elif node.level == 2:
+                names.add(node.module.split(".")[0])
+            elif node.module.startswith("announcer."):
+                names.add(node.module.split(".")[1])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "announcer" / "api").glob("*.py")), ids=str)
+def test_the_api_reads_the_plugin_through_protocols_only(path):
+    """The operator edge imports neither the wiring (app) nor the other edges: it reads a
+    snapshot and submits events through api/sources.py."""
+    assert not _announcer_imports(path) & {"app", "exabgp", "host", "probing", "lab", "cli"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "announcer" / "core").glob("*.py")), ids=str)
+def test_the_core_imports_only_the_core(path):
+    assert _announcer_imports(path) <= {"core"}

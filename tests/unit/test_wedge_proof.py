@@ -267,30 +267,50 @@ async def _cli(config: dict, *args: str):
     )
 
 
+HEALTH_SERVER = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Health(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 # finding 3: the API never closed idle connections
 async def test_thousands_of_idle_api_connections_starve_nothing(exabgp, plugin_config):
+    import subprocess
+    import sys
+
+    # the health endpoint in a process of its own: this test's event loop is busy opening
+    # thousands of connections and must not be what makes a probe time out (a thread of this
+    # process would wait for the GIL)
+    server = subprocess.Popen(
+        [sys.executable, "-c", HEALTH_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{server.stdout.readline().strip()}/health"
+        await _hold_idle_connections(exabgp, plugin_config(url, vips=[VIP, VIP2]))
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+async def _hold_idle_connections(exabgp, config: dict) -> None:
     import resource
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class Health(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    # the health endpoint in a thread of its own: this test's event loop is busy opening
-    # thousands of connections, and must not be what makes a probe time out
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/health"
-    config = plugin_config(url, vips=[VIP, VIP2])
     config["checks"]["true"] = {
         "exec": {"argv": ["/bin/true"]},
         "interval": "300ms",
@@ -325,5 +345,3 @@ async def test_thousands_of_idle_api_connections_starve_nothing(exabgp, plugin_c
         for writer in held:
             writer.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        server.shutdown()
-        server.server_close()
