@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import accumulate
 
 from prometheus_client import (
@@ -181,7 +181,7 @@ class _StateCollector(Collector):
             verdict = vip_record.decision.verdict
             for option in Verdict:
                 desired.add_metric([vip.prefix, option.value], 1.0 if verdict is option else 0.0)
-            acked_state = ack_state(self._reconciler, vip.prefix)
+            acked_state = ack_state(self._reconciler.acked, vip.prefix)
             for acked_option in ("announced", "withdrawn", "unknown"):
                 value = 1.0 if acked_state == acked_option else 0.0
                 acked.add_metric([vip.prefix, acked_option], value)
@@ -299,10 +299,11 @@ _BUCKET_LABELS = (
 )
 
 
-def ack_state(reconciler: AckSource, prefix: str) -> str:
-    if prefix not in reconciler.acked:
+def ack_state(acked: Mapping[str, object], prefix: str) -> str:
+    """What ExaBGP acknowledged for a prefix (over every router, or one router's ledger)."""
+    if prefix not in acked:
         return "unknown"
-    return "announced" if reconciler.acked[prefix] is not None else "withdrawn"
+    return "announced" if acked[prefix] is not None else "withdrawn"
 
 
 class Metrics:

@@ -6,7 +6,6 @@ Built from the reducer's published snapshot and the reconciler's ledger: read on
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from ..core import AddressGuard, State
@@ -14,13 +13,6 @@ from .metrics import ack_state
 from .sources import AckSource, BfdSource
 
 __all__ = ["status_document"]
-
-_UNKNOWN = object()
-
-
-def _held(acked: Mapping[str, object], prefix: str) -> str:
-    value = acked.get(prefix, _UNKNOWN)
-    return "unknown" if value is _UNKNOWN else "withdrawn" if value is None else "announced"
 
 
 def status_document(
@@ -56,9 +48,9 @@ def status_document(
                 "prefix": vip.prefix,
                 "desired": vip_record.decision.verdict.value,
                 "reason": vip_record.decision.reason.value,
-                "acknowledged": ack_state(reconciler, vip.prefix),
+                "acknowledged": ack_state(reconciler.acked, vip.prefix),
                 # where BFD gates announcements: what each router was sent and acknowledged
-                "routers": {peer: _held(acked, vip.prefix) for peer, acked in per_peer.items()}
+                "routers": {peer: ack_state(acked, vip.prefix) for peer, acked in per_peer.items()}
                 or None,
                 "since_s": None
                 if vip_record.changed_at is None
