@@ -35,6 +35,7 @@ from healthchecks import (
     TcpProbeConfig,
 )
 
+from .core.errors import AnnouncerError
 from .durations import Duration
 
 __all__ = [
@@ -582,11 +583,15 @@ class ConfigIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class ConfigError(Exception):
+class ConfigError(AnnouncerError):
     def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
         self.source = source
         self.issues = issues
         super().__init__(f"{source}: " + "; ".join(map(str, issues)))
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(issue) for issue in self.issues]
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -8,11 +8,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from ..core.errors import AnnouncerError
+
 __all__ = ["ApiClient", "ApiError", "ApiStarting"]
 
 
-class ApiError(Exception):
-    pass
+class ApiError(AnnouncerError):
+    """The API could not be reached, or refused the request; the message says which."""
 
 
 class ApiStarting(ApiError):

@@ -21,7 +21,7 @@ from healthchecks import Probe, ProbeResult
 from ..api.context import ApiState
 from ..api.listener import ConnectionGuard, bind_api_socket, connection_limit, starting_protocol
 from ..api.metrics import Metrics
-from ..config import Config, ConfigError, load_config
+from ..config import Config, load_config
 from ..core import (
     Addresses,
     BfdPeers,
@@ -43,13 +43,14 @@ from ..core import (
     next_probe_in,
 )
 from ..core import Reload as ReloadEvent
+from ..core.errors import AnnouncerError
 from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
 from ..host.addresses import AddressError, AddressWatcher
 from ..host.bfd_status import BfdMonitor
 from ..host.secrets import SecretError, read_token
 from ..logs import get_logger
-from ..probing.build import BrokenProbe, ProbeBuildError, build_all, build_or_broken
+from ..probing.build import BrokenProbe, build_all, build_or_broken
 from ..probing.scheduler import CheckRunner, Watchers
 from ..specs import spec_from_config
 from .address_keeper import AddressKeeper
@@ -289,13 +290,8 @@ class Plugin:
             probes = await build_all(config.checks, changed)
             # the last step that can fail: assign the addresses of new `manage` VIPs
             await self.addresses.assign_for(config)
-        except (ConfigError, ProbeBuildError, AddressError, SecretError) as exc:
-            if isinstance(exc, ConfigError):
-                problems = [str(issue) for issue in exc.issues]
-            elif isinstance(exc, ProbeBuildError):
-                problems = exc.problems
-            else:
-                problems = [str(exc)]
+        except AnnouncerError as exc:
+            problems = exc.problems
             self.metrics.observe_reload(ok=False)
             log.error("reload refused; the running configuration stays", extra={"errors": problems})
             return problems

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 
+from .errors import AnnouncerError
 from .model import Route
 
 __all__ = [
@@ -25,7 +26,7 @@ _SAFE_TOKEN = re.compile(r"[A-Za-z0-9:./_-]+")
 MAX_PREFIXES_PER_COMMAND = 100
 
 
-class UnsafeToken(ValueError):
+class UnsafeToken(AnnouncerError, ValueError):
     """A value that must never be written to ExaBGP."""
 
 

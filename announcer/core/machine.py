@@ -340,10 +340,18 @@ class _Step:
         self.drain_file = state.drain_file
         self.timed: set[str] | None = None
         self.drains_changed = False
-        self.changes: dict[str, object] = {}
+        # the state's other fields, as this step leaves them (written by the handlers)
+        self.spec = state.spec
+        self.stopping = state.stopping
+        self.retired = state.retired
+        self.addresses = state.addresses
+        self.neighbors = state.neighbors
+        self.bfd_up = state.bfd_up
+        self.resumed_at = state.resumed_at
+        self.stalls = state.stalls
+        self.last_stall_s = state.last_stall_s
         # VIPs of a check whose effective health changed while deciding another VIP
         self.stale: set[str] = set()
-        self._spec = state.spec
 
     # copy-on-write accessors
     def w_checks(self) -> dict[str, CheckRecord]:
@@ -395,57 +403,55 @@ class _Step:
     def finish(self) -> tuple[State, tuple[Effect, ...]]:
         state = self.state
         self.save_drains_if_changed()
-        updates: dict[str, object] = dict(self.changes)
-        if self.checks is not None:
-            updates["checks"] = self.checks
-        if self.vips is not None:
-            updates["vips"] = self.vips
-        if self.desired is not None and self.desired != state.desired:
-            updates["desired"] = self.desired
-        if self.drains is not None:
-            updates["drains"] = self.drains
-        if self.drain_file is not state.drain_file:
-            updates["drain_file"] = self.drain_file
-        if self.timed is not None:
-            updates["timed"] = frozenset(self.timed)
-        updates["last_event_at"] = self.now
-        return replace(state, **updates), tuple(self.effects)  # type: ignore[arg-type]
+        desired = self.desired
+        # a table nobody wrote is the same object as before: the owner compares by identity
+        # to see whether the reconciler must look again
+        new = State(
+            spec=self.spec,
+            checks=state.checks if self.checks is None else self.checks,
+            vips=state.vips if self.vips is None else self.vips,
+            desired=state.desired if desired is None or desired == state.desired else desired,
+            drains=state.drains if self.drains is None else self.drains,
+            drain_file=self.drain_file,
+            neighbors=self.neighbors,
+            retired=self.retired,
+            stopping=self.stopping,
+            addresses=self.addresses,
+            last_event_at=self.now,
+            resumed_at=self.resumed_at,
+            stalls=self.stalls,
+            last_stall_s=self.last_stall_s,
+            timed=state.timed if self.timed is None else frozenset(self.timed),
+            bfd_up=self.bfd_up,
+        )
+        return new, tuple(self.effects)
 
     # ------------------------------------------------------------------------ decisions
-    @property
-    def spec(self) -> Spec:
-        return self._spec
-
-    def set_spec(self, spec: Spec) -> None:
-        self._spec = spec
-        self.changes["spec"] = spec
-
-    @property
-    def stopping(self) -> bool:
-        return bool(self.changes.get("stopping", self.state.stopping))
 
     def _active_connections(self) -> float | None:
         name = self.spec.policy.connections_check
         record = self.r_checks().get(name) if name else None
         return record.last.active_connections if record and record.last else None
 
-    def _phase(self, prefix: str, entry: DrainEntry | None) -> DrainPhase:
+    def _phase(self, entry: DrainEntry | None) -> DrainPhase:
+        """Where a drain is now (pure: `_remember_withdrawn` records the end)."""
         if entry is None:
             return DrainPhase.NONE
         if entry.completed:
             return DrainPhase.WITHDRAWN
-        phase = drain_phase(
+        return drain_phase(
             entry.requested_at, self.now, self.spec.policy.drain, self._active_connections()
         )
-        if phase is DrainPhase.WITHDRAWN:
-            # remember it: connections coming back must not re-announce a drained VIP
-            done = replace(entry, completed=True)
-            if prefix in self.r_drains():
-                self.w_drains()[prefix] = done
-                self.drains_changed = True
-            elif entry is self.drain_file:
-                self.drain_file = done
-        return phase
+
+    def _remember_withdrawn(self, prefix: str, entry: DrainEntry) -> None:
+        """A drain that reached its withdraw stays there: connections coming back must not
+        re-announce a drained VIP."""
+        done = replace(entry, completed=True)
+        if prefix in self.r_drains():
+            self.w_drains()[prefix] = done
+            self.drains_changed = True
+        elif entry is self.drain_file:
+            self.drain_file = done
 
     def _effective(self, name: str) -> Health:
         record = self.r_checks().get(name)
@@ -471,21 +477,47 @@ class _Step:
             todo, self.stale = {p for p in self.stale if p in spec.position}, set()
 
     def _decide_vip(self, vip: VipSpec) -> None:
-        now, policy, prefix = self.now, self.spec.policy, vip.prefix
+        prefix = vip.prefix
         before = self.r_vips().get(prefix) or VipRecord()
         health = decide(vip.required, [self._effective(name) for name in vip.checks])
         if vip.address is not AddressGuard.IGNORE and self.addresses is None:
             health = UNDECIDED  # the host's addresses are not known yet: leave ExaBGP alone
-        damp, health_verdict = before.dampening, before.health
-        if health.verdict is not Verdict.UNDECIDED:
+        damp, health_verdict = self._dampen(prefix, before, health.verdict)
+        entry = self.r_drains().get(prefix) or self.drain_file
+        phase = self._phase(entry)
+        if phase is DrainPhase.WITHDRAWN and entry is not None and not entry.completed:
+            self._remember_withdrawn(prefix, entry)
+        decision = finalize(
+            health,
+            phase,
+            damp.suppressed,
+            self._held_down(before),
+            self.stopping,
+            self._address_missing(vip),
+        )
+        weight = self._weight(vip, before.weight)
+        self._record(prefix, before, decision, health_verdict, damp, weight, phase)
+        is_timed = entry is not None or damp.penalty > 0 or decision.reason is Reason.HOLD_DOWN
+        if is_timed != (prefix in (self.timed if self.timed is not None else self.state.timed)):
+            (self.w_timed().add if is_timed else self.w_timed().discard)(prefix)
+        self._set_desired(prefix, decision, vip, weight)
+
+    def _dampen(
+        self, prefix: str, before: VipRecord, verdict: Verdict
+    ) -> tuple[Dampening, Verdict]:
+        """The VIP's flap record after the checks' verdict, decayed to now, and the verdict it
+        remembers (an undecided verdict changes neither)."""
+        policy = self.spec.policy.dampening
+        damp, remembered = before.dampening, before.health
+        if verdict is not Verdict.UNDECIDED:
             # as in BGP route flap damping, a withdrawal is what costs: coming back is free
             if (
-                policy.dampening is not None
+                policy is not None
                 and before.health is Verdict.ANNOUNCE
-                and health.verdict is Verdict.WITHDRAW
+                and verdict is Verdict.WITHDRAW
             ):
                 was_suppressed = damp.suppressed
-                damp = record_flap(damp, now, policy.dampening)
+                damp = record_flap(damp, self.now, policy)
                 if damp.suppressed and not was_suppressed:
                     self.log(
                         Level.WARNING,
@@ -493,27 +525,39 @@ class _Step:
                         vip=prefix,
                         penalty=round(damp.penalty),
                     )
-            health_verdict = health.verdict
-        if policy.dampening is not None:
-            damp = current(damp, now, policy.dampening)
-        entry = self.r_drains().get(prefix) or self.drain_file
-        phase = self._phase(prefix, entry)
-        held = (
-            policy.min_announce_interval_s > 0
+            remembered = verdict
+        if policy is not None:
+            damp = current(damp, self.now, policy)
+        return damp, remembered
+
+    def _held_down(self, before: VipRecord) -> bool:
+        """Within `min_announce_interval` of the VIP's last withdraw: not announced yet."""
+        interval = self.spec.policy.min_announce_interval_s
+        return (
+            interval > 0
             and (
                 before.decision.verdict is Verdict.WITHDRAW
                 or before.decision.reason is Reason.HOLD_DOWN
             )
             and before.withdrawn_at is not None
-            and now - before.withdrawn_at < policy.min_announce_interval_s
+            and self.now - before.withdrawn_at < interval
         )
-        decision = finalize(
-            health, phase, damp.suppressed, held, self.stopping, self._address_missing(vip)
-        )
-        weight = self._weight(vip, before.weight)
+
+    def _record(
+        self,
+        prefix: str,
+        before: VipRecord,
+        decision: Decision,
+        health: Verdict,
+        damp: Dampening,
+        weight: float | None,
+        phase: DrainPhase,
+    ) -> None:
+        """Store the VIP's new record; a changed decision is a `Transition`."""
+        now = self.now
         record = VipRecord(
             decision=decision,
-            health=health_verdict,
+            health=health,
             dampening=damp,
             withdrawn_at=before.withdrawn_at,
             weight=weight,
@@ -521,29 +565,20 @@ class _Step:
             changed_at=before.changed_at,
         )
         if decision != before.decision:
-            if decision.verdict is Verdict.WITHDRAW and before.decision.verdict is not (
-                Verdict.WITHDRAW
-            ):
-                record = replace(record, withdrawn_at=now)
-            record = replace(record, changed_at=now)
+            newly_withdrawn = decision.verdict is Verdict.WITHDRAW and (
+                before.decision.verdict is not Verdict.WITHDRAW
+            )
+            record = replace(
+                record, changed_at=now, withdrawn_at=now if newly_withdrawn else record.withdrawn_at
+            )
             self.effects.append(Transition(prefix, before.decision, decision))
         if record != before:
             self.w_vips()[prefix] = record
-        is_timed = entry is not None or damp.penalty > 0 or decision.reason is Reason.HOLD_DOWN
-        if is_timed != (prefix in (self.timed if self.timed is not None else self.state.timed)):
-            (self.w_timed().add if is_timed else self.w_timed().discard)(prefix)
-        self._set_desired(prefix, decision, vip, weight)
 
     def _address_missing(self, vip: VipSpec) -> bool:
         if vip.address is AddressGuard.IGNORE or self.addresses is None:
             return False
         return not vip.on_host(self.addresses)
-
-    @property
-    def addresses(self) -> frozenset[str] | None:
-        found = self.changes.get("addresses", self.state.addresses)
-        assert found is None or isinstance(found, frozenset)
-        return found
 
     def _weight(self, vip: VipSpec, level: float | None) -> float | None:
         if vip.weight is None:
@@ -573,8 +608,7 @@ class _Step:
     def decide_all(self) -> None:
         self.decide(vip.prefix for vip in self.spec.vips)
         desired = self.desired if self.desired is not None else self.state.desired
-        retired = self.changes.get("retired", self.state.retired)
-        assert isinstance(retired, frozenset)
+        retired = self.retired
         known = self.spec.by_prefix
         for prefix in list(desired):
             if prefix not in known and prefix not in retired:
@@ -596,7 +630,7 @@ def _check_stall(s: _Step) -> None:
     assert s.checks is not None
     for name, record in s.checks.items():
         s.checks[name] = replace(record, state=shifted(record.state, gap))
-    s.changes.update(resumed_at=s.now, stalls=s.state.stalls + 1, last_stall_s=gap)
+    s.resumed_at, s.stalls, s.last_stall_s = s.now, s.state.stalls + 1, gap
     s.effects.append(ProbeAgain(tuple(sorted(s.spec.checks))))
     s.log(
         Level.WARNING,
@@ -619,9 +653,7 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
         event.capacity,
         event.active_connections,
     )
-    resumed_at = s.changes.get("resumed_at", s.state.resumed_at)
-    assert isinstance(resumed_at, float)
-    void = not event.ok and event.started_at is not None and event.started_at < resumed_at
+    void = not event.ok and event.started_at is not None and event.started_at < s.resumed_at
     evidence = evidence_of(event.ok, event.reason, event.listener_gone)
     state = (
         record.state
@@ -758,8 +790,7 @@ def _on_reload(s: _Step, event: Reload) -> None:
     for prefix in new.by_prefix:
         vips.setdefault(prefix, VipRecord())
     retired = (s.state.retired | frozenset(removed)) - frozenset(new.by_prefix)
-    s.set_spec(new)
-    s.changes["retired"] = retired
+    s.spec, s.retired = new, retired
     s.log(
         Level.INFO,
         "configuration reloaded",
@@ -772,7 +803,7 @@ def _on_reload(s: _Step, event: Reload) -> None:
 
 def _on_neighbor(s: _Step, event: Neighbor) -> None:
     if s.state.neighbors.get(event.peer) != event.state:
-        s.changes["neighbors"] = {**s.state.neighbors, event.peer: event.state}
+        s.neighbors = {**s.state.neighbors, event.peer: event.state}
     if event.state == "up":
         # a new session: make sure ExaBGP holds exactly what we want
         s.effects.append(Restate())
@@ -786,7 +817,7 @@ def _on_rib(s: _Step, event: RibReported) -> None:
             "ExaBGP holds routes this configuration does not want; withdrawing them",
             prefixes=sorted(strangers - s.state.retired)[:20],
         )
-        s.changes["retired"] = s.state.retired | strangers
+        s.retired = s.state.retired | strangers
         s.decide_all()
 
 
@@ -794,7 +825,7 @@ def _on_addresses(s: _Step, event: Addresses) -> None:
     before = s.state.addresses
     if event.present == before:
         return
-    s.changes["addresses"] = event.present
+    s.addresses = event.present
     changed = []
     for vip in s.spec.vips:
         if vip.address is AddressGuard.IGNORE:
@@ -817,7 +848,7 @@ def _on_bfd(s: _Step, event: BfdPeers) -> None:
     before = s.state.bfd_up
     if event.up == before:
         return
-    s.changes["bfd_up"] = event.up
+    s.bfd_up = event.up
     for peer in sorted(s.spec.bfd_gated & (before ^ event.up)):
         if peer in event.up:
             s.log(Level.INFO, f"BFD to {peer} is up: announcing to it", peer=peer)
@@ -831,7 +862,7 @@ def _on_bfd(s: _Step, event: BfdPeers) -> None:
 
 
 def _on_stop(s: _Step, event: Stop) -> None:
-    s.changes["stopping"] = True
+    s.stopping = True
     s.log(Level.INFO, "stopping: withdrawing every VIP", reason=event.reason)
     s.decide_all()
     desired = s.w_desired()

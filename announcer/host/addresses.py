@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..core.errors import AnnouncerError
 from ..logs import get_logger
 from .rtnetlink import (
     RECV_BYTES,
@@ -44,7 +45,7 @@ _UNUSABLE = _IFA_F_DADFAILED | _IFA_F_TENTATIVE
 RESYNC_DELAY_S = 0.5
 
 
-class AddressError(Exception):
+class AddressError(AnnouncerError):
     """An address could not be assigned or removed; the message says what to do."""
 
 

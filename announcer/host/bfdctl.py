@@ -19,6 +19,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.errors import AnnouncerError
+
 __all__ = [
     "BfdNotice",
     "BfdctlError",
@@ -36,7 +38,7 @@ NOTIFY_PEER_STATE = 1
 MAX_MESSAGE_BYTES = 64 * 1024  # a notice is ~300 bytes: anything far larger is not bfdd
 
 
-class BfdctlError(Exception):
+class BfdctlError(AnnouncerError):
     """bfdd refused, or spoke something that is not its control protocol."""
 
 

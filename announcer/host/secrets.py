@@ -13,6 +13,8 @@ import base64
 import os
 import stat
 
+from ..core.errors import AnnouncerError
+
 __all__ = [
     "MAX_SECRET_BYTES",
     "MIN_TOKEN_BYTES",
@@ -27,8 +29,8 @@ MIN_TOKEN_BYTES = 16  # 128 bits: a token an API client cannot guess
 MAX_TOKEN_BYTES = 4096
 
 
-class SecretError(ValueError):
-    pass
+class SecretError(AnnouncerError, ValueError):
+    """A secret file that cannot be used; the message names the file and what is wrong."""
 
 
 def _read_private(path: str, where: str, limit: int) -> bytes:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import AnnouncerError
+
 __all__ = [
     "LabError",
     "alive",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 
-class LabError(Exception):
+class LabError(AnnouncerError):
     pass
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from healthchecks import Probe, ProbeFailure, ProbeResult, Reason, build_probe
 
 from ..config import CheckConfig
+from ..core.errors import AnnouncerError
 
 __all__ = ["BrokenProbe", "ProbeBuildError", "build_all", "build_or_broken"]
 
@@ -30,10 +31,14 @@ class BrokenProbe:
         return None
 
 
-class ProbeBuildError(Exception):
+class ProbeBuildError(AnnouncerError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
-        self.problems = problems
+        self._problems = problems
+
+    @property
+    def problems(self) -> list[str]:
+        return self._problems
 
 
 def _build(name: str, check: CheckConfig) -> Probe:
