@@ -20,7 +20,15 @@ __all__ = ["check_spec", "route_for", "spec_from_config", "vip_spec"]
 
 
 def check_spec(check: CheckConfig) -> CheckSpec:
-    return CheckSpec(rise=check.rise, fall=check.fall, ttl_s=check.ttl_s)
+    return CheckSpec(
+        rise=check.rise,
+        fall=check.fall,
+        ttl_s=check.ttl_s,
+        interval_s=check.interval,
+        fast_interval_s=check.fast_interval,
+        confirm_interval_s=check.confirm_interval,
+        timeout_s=check.timeout,
+    )
 
 
 def route_for(vip: VipConfig, local_as: int | None) -> Route:

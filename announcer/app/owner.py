@@ -15,9 +15,11 @@ from collections.abc import Callable
 
 from ..core import (
     CheckChanged,
+    Drained,
     Effect,
     Event,
     Log,
+    NextProbe,
     ProbeAgain,
     ProbeDone,
     Restate,
@@ -44,16 +46,20 @@ class EffectHandlers:
     def __init__(
         self,
         on_transition: Callable[[Transition], None] | None = None,
+        next_probe: Callable[[NextProbe], None] | None = None,
         probe_again: Callable[[tuple[str, ...]], None] | None = None,
         restate: Callable[[], None] | None = None,
         save_drains: Callable[[SaveDrains], None] | None = None,
         on_tick: Callable[[], None] | None = None,
+        drained: Callable[[], None] | None = None,
     ) -> None:
         self.on_transition = on_transition or (lambda effect: None)
+        self.next_probe = next_probe or (lambda effect: None)
         self.probe_again = probe_again or (lambda checks: None)
         self.restate = restate or (lambda: None)
         self.save_drains = save_drains or (lambda effect: None)
         self.on_tick = on_tick or (lambda: None)
+        self.drained = drained or (lambda: None)
 
 
 class StateOwner:
@@ -137,6 +143,8 @@ class StateOwner:
 
     def _carry_out(self, effect: Effect) -> None:
         match effect:
+            case NextProbe():  # first: one for every probe result
+                self._handlers.next_probe(effect)
             case Log(level=level, message=message, fields=fields):
                 log.log(logging.getLevelName(level.upper()), message, extra=dict(fields))
             case Transition(prefix=prefix, new=new):
@@ -169,3 +177,5 @@ class StateOwner:
                 self._handlers.restate()
             case SaveDrains():
                 self._handlers.save_drains(effect)
+            case Drained():
+                self._handlers.drained()

@@ -11,36 +11,28 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
-from healthchecks import Probe, ProbeResult
+from healthchecks import ProbeResult
 
 from ..api.context import ApiState
-from ..api.listener import ConnectionGuard, bind_api_socket, connection_limit, starting_protocol
 from ..api.metrics import Metrics
-from ..config import Config, load_config
+from ..config import Config
 from ..core import (
     Addresses,
     BfdPeers,
-    CheckState,
-    Drain,
     DrainFile,
-    DrainPhase,
     Health,
     Neighbor,
     NeighborState,
     ProbeDone,
     RestoreDrains,
     RibReported,
-    Stop,
     Tick,
     Transition,
-    evidence_of,
     initial_state,
-    next_probe_in,
 )
 from ..core import Reload as ReloadEvent
 from ..core.errors import AnnouncerError
@@ -50,29 +42,25 @@ from ..host.addresses import AddressError, AddressWatcher
 from ..host.bfd_status import BfdMonitor
 from ..host.secrets import SecretError, read_token
 from ..logs import get_logger
-from ..probing.build import BrokenProbe, build_all, build_or_broken
-from ..probing.scheduler import CheckRunner, Watchers
+from ..probing.build import BrokenProbe, build_or_broken
 from ..specs import spec_from_config
 from .address_keeper import AddressKeeper
+from .api_lifecycle import ApiLifecycle
+from .checks import RunningChecks, used_checks
 from .drain_store import DrainStore
 from .owner import EffectHandlers, StateOwner
+from .reload import Prepared, prepare
+from .shutdown import drain_before_stop, withdraw_everything
 from .watchdog import Watchdog
 
 __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
 TICK_S = 0.25
-# an API connection quiet this long is closed (Prometheus reconnects for its next scrape)
-API_IDLE_S = 10.0
-# the API starts once every VIP is decided (loading its web server is a tenth of a second of
-# CPU that start-up spends deciding instead), or after this long
-API_AFTER_S = 2.0
 ADDRESS_DUMP_TIMEOUT_S = 5.0
 # a `show adj-rib out` that went unanswered is asked again, backing off to this
 RIB_RETRY_FIRST_S = 0.5
 RIB_RETRY_MAX_S = 30.0
-# ExaBGP sends SIGKILL 2 s after SIGTERM when it stops a helper: finish the withdraw before
-SHUTDOWN_WITHDRAW_TIMEOUT_S = 1.5
 # ANNOUNCER_FAULT_HOOK=1 lets tests make a task fail on purpose (SIGUSR2): the supervision
 # path must then withdraw everything. Off unless that variable is set.
 FAULT_HOOK_ENV = "ANNOUNCER_FAULT_HOOK"
@@ -99,6 +87,9 @@ def load_token(path: str | None) -> tuple[str | None, bool]:
 
 
 class Plugin:
+    """Wiring and lifecycle: builds the pieces, runs them in one task group, switches a
+    prepared reload, and ends every run with the last-resort withdraw."""
+
     def __init__(
         self, config: Config, channel: LineChannel, config_path: str | None = None
     ) -> None:
@@ -115,15 +106,19 @@ class Plugin:
         self.reconciler = Reconciler(self.session, on_commands=self.metrics.observe_command)
         self.drain_store = DrainStore(config.drain.state_file, self.metrics.observe_drains_saved)
         self.watchdog = Watchdog()
+        self.checks = RunningChecks(self._on_result)
+        self._drained = asyncio.Event()
         self.owner = StateOwner(
             initial_state(spec_from_config(config), time.monotonic()),
             self.reconciler,
             EffectHandlers(
                 on_transition=self._on_transition,
-                probe_again=self._probe_again,
+                next_probe=self.checks.next_probe,
+                probe_again=self.checks.probe_now,
                 restate=self._restate,
                 save_drains=self.drain_store.save,
                 on_tick=self.watchdog.ping,
+                drained=self._drained.set,
             ),
         )
         restored = self.drain_store.load()
@@ -136,15 +131,9 @@ class Plugin:
         self.addresses = AddressKeeper(lambda: self.config, self.reconciler)
         self.metrics.attach(self.owner, self.reconciler, lambda: self.session.pending, self.bfd)
         self.metrics.prepare_vips([vip.prefix for vip in config.vips])
-        self.runners: dict[str, CheckRunner] = {}
-        self.watchers = Watchers()
-        self._check_tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._fault: asyncio.Future[None] | None = None
-        self._api_cleanup: Callable[[], Awaitable[None]] | None = None
-        self._api_socket: socket.socket | None = None
-        self._early_api: asyncio.Server | None = None
         token, posts_allowed = load_token(config.api.token_file)
         self.api_state = ApiState(
             self.owner, self.reconciler, self.metrics, lambda: self.session.pending, token, self.bfd
@@ -152,6 +141,7 @@ class Plugin:
         self.api_state.posts_allowed = posts_allowed
         self.api_state.drain_state = self._drain_state
         self.api_state.reload = self.reload
+        self.api = ApiLifecycle(config.api, self.api_state, self._start_progress, self._decided)
         self._reload_lock = asyncio.Lock()
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
@@ -160,33 +150,22 @@ class Plugin:
     # ---------------------------------------------------------------- callbacks
     def _on_result(
         self, check: str, result: ProbeResult, started: float, listener_gone: bool
-    ) -> float:
+    ) -> None:
+        """A probe's result: its metrics, and the event (the reducer answers with the time
+        of the check's next probe, `NextProbe`)."""
         self.metrics.observe_probe(check, result)
-        event = ProbeDone(
-            check,
-            result.ok,
-            result.reason,
-            result.detail,
-            result.duration_s,
-            result.capacity,
-            result.metrics.get("active_connections"),
-            started,
-            listener_gone,
-        )
-        # the cadence comes from the last published state: the result is folded in by the
-        # state task, in order, without the runner waiting for it
-        record = self.owner.state.checks.get(check)
-        self.owner.post(event)
-        spec = self.config.checks.get(check)
-        if spec is None:
-            return 1.0  # a check a reload removed: its runner is being cancelled
-        return next_probe_in(
-            record.state if record is not None else CheckState(),
-            result.ok,
-            evidence_of(result.ok, result.reason, listener_gone),
-            spec.interval,
-            spec.fast_interval,
-            spec.confirm_interval,
+        self.owner.post(
+            ProbeDone(
+                check,
+                result.ok,
+                result.reason,
+                result.detail,
+                result.duration_s,
+                result.capacity,
+                result.metrics.get("active_connections"),
+                started,
+                listener_gone,
+            )
         )
 
     def _drain_state(self) -> dict[str, Any] | None:
@@ -200,12 +179,6 @@ class Plugin:
 
     def _on_transition(self, effect: Transition) -> None:
         self.metrics.observe_transition(effect.prefix, effect.old, effect.new)
-
-    def _probe_again(self, checks: tuple[str, ...]) -> None:
-        for name in checks:
-            runner = self.runners.get(name)
-            if runner is not None:
-                runner.probe_now()
 
     def _restate(self) -> None:
         self.reconciler.restate()
@@ -243,70 +216,51 @@ class Plugin:
             self.stop_requested.set()
 
     def probe_all_now(self) -> None:
-        self._probe_again(tuple(self.runners))
+        self.checks.probe_now()
 
     def inject_fault(self) -> None:
         if self._fault is not None and not self._fault.done():
             self._fault.set_exception(InjectedFault("fault hook (SIGUSR2)"))
 
-    # ---------------------------------------------------------------- checks
-    def _used_checks(self, config: Config) -> list[str]:
-        return sorted({name for vip in config.vips for name in vip.checks})
-
-    def _start_checks(self, probes: dict[str, Probe]) -> None:
-        """Run the given probes (new or changed checks); stop runners no longer wanted."""
-        used = set(self._used_checks(self.config))
-        for name in list(self.runners):
-            if name not in used or name in probes:
-                self._check_tasks.pop(name).cancel()
-                del self.runners[name]
-        assert self._group is not None
-        for name in sorted(probes):
-            spec = self.config.checks[name]
-            runner = CheckRunner(name, spec, probes[name], self._on_result, self.watchers)
-            self.runners[name] = runner
-            self._check_tasks[name] = self._group.create_task(runner.run(), name=f"check:{name}")
-
+    # ---------------------------------------------------------------- reload
     async def reload(self) -> list[str]:
-        """Load the config file again, as a transaction: parse, validate and build every new or
-        changed probe first; switch only if all of it succeeded. Returns the problems."""
+        """Load the config file again, as a transaction (`reload.prepare`: everything that can
+        fail, first); switch only if all of it succeeded. Returns the problems."""
         if self.config_path is None:
             return ["this plugin was not started from a config file"]
         async with self._reload_lock:
-            return await self._reload(self.config_path)
+            try:
+                prepared = await prepare(self.config_path, self.checks, self.addresses.assign_for)
+            except AnnouncerError as exc:
+                self.metrics.observe_reload(ok=False)
+                log.error(
+                    "reload refused; the running configuration stays",
+                    extra={"errors": exc.problems},
+                )
+                return exc.problems
+            await self._switch(prepared)
+            return []
 
-    async def _reload(self, path: str) -> list[str]:
-        try:
-            # off the event loop: a large file takes seconds to parse, and probes, acks and
-            # the API must go on meanwhile (the parse is bounded in size and alias expansion)
-            config = await asyncio.to_thread(load_config, path)
-            changed = [
-                name
-                for name in self._used_checks(config)
-                if name not in self.runners or self.runners[name].spec != config.checks[name]
-            ]
-            # the token is re-read, so a rotated one takes effect; an unusable one is refused
-            token = read_token(config.api.token_file) if config.api.token_file else None
-            probes = await build_all(config.checks, changed)
-            # the last step that can fail: assign the addresses of new `manage` VIPs
-            await self.addresses.assign_for(config)
-        except AnnouncerError as exc:
-            problems = exc.problems
-            self.metrics.observe_reload(ok=False)
-            log.error("reload refused; the running configuration stays", extra={"errors": problems})
-            return problems
-        # from here on nothing can fail
+    async def _switch(self, prepared: Prepared) -> None:
+        """The reload's second half: nothing here can fail."""
+        config = prepared.config
         if config.api != self.config.api or config.exabgp != self.config.exabgp:
             log.warning("api: and exabgp: changes take effect at the next restart")
         self.config = config
         self.bfd.configure(config)
-        self.api_state.token, self.api_state.posts_allowed = token, True
+        self.api_state.token, self.api_state.posts_allowed = prepared.token, True
         self.drain_store.path = config.drain.state_file
-        self._start_checks(probes)
-        await self.owner.submit(ReloadEvent(spec_from_config(config), frozenset(changed)))
+        # the old runners stop before the reducer resets their checks, and the new start
+        # after: no result of one definition is counted for the other
+        self.checks.stop_unwanted(config, prepared.changed)
+        await self.owner.submit(ReloadEvent(spec_from_config(config), frozenset(prepared.changed)))
+        if self._group is not None:
+            self.checks.start(self._group, config, prepared.probes)
+        else:  # the run is ending
+            for probe in prepared.probes.values():
+                await probe.close()
         self.metrics.prepare_vips([vip.prefix for vip in config.vips])
         self.metrics.observe_reload(ok=True)
-        return []
 
     def reload_in_background(self) -> None:
         self._spawn(self.reload(), "reload")
@@ -348,77 +302,45 @@ class Plugin:
         self._group.create_task(self.addresses.run(), name="address-keeper")
         self._group.create_task(self.reconciler.run(), name="reconciler")
         self._spawn(self._ask_rib(), "adj-rib-out")
-        used = self._used_checks(self.config)
-        self._start_checks({name: build_or_broken(name, self.config.checks[name]) for name in used})
-        broken = [name for name in used if isinstance(self.runners[name].probe, BrokenProbe)]
+        used = used_checks(self.config)
+        probes = {name: build_or_broken(name, self.config.checks[name]) for name in used}
+        self.checks.start(self._group, self.config, probes)
+        broken = [name for name, probe in probes.items() if isinstance(probe, BrokenProbe)]
         if broken:
             log.error(
                 "checks whose probe cannot be built fail until fixed", extra={"checks": broken}
             )
-        log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.runners)})
+        log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.checks)})
         # the checks rise meanwhile; a guarded VIP stays undecided until the addresses are
         # known (the reducer waits for the first report), so nothing is announced before
         self._spawn(self._wait_for_addresses(), "first-addresses")
-        # the API once every VIP is decided: its web server is the slowest thing to load (a
-        # tenth of a second of CPU, with the event loop blocked), and a cold start's
-        # announcements should not wait for it
-        self._spawn(self._serve_api_once_settled(), "api")
+        # each check holds a probe connection and a watcher's: those, and the pipes, stay free
+        reserved = 2 * len(self.config.checks) + 64
+        self._spawn(self.api.serve_once_settled(reserved), "api")
 
     async def _wait_for_stop(self) -> None:
         await self.stop_requested.wait()
         if self.config.drain.on_stop and not self.session.closed.is_set():
-            await self._drain_before_stop()
+            self.stop_requested.clear()  # a second signal cuts the drain short
+            await drain_before_stop(
+                self.owner,
+                self.owner.state.spec.policy.drain,
+                self.stop_reason,
+                self._drained,
+                self.stop_requested,
+                self.session.closed,
+            )
         raise _Finished(self.stop_reason)
 
     async def _wait_for_fault(self) -> None:
         self._fault = asyncio.get_running_loop().create_future()
         await self._fault
 
-    async def _drain_before_stop(self) -> None:
-        """drain.on_stop: graceful-shutdown every VIP, wait for the drain, then return."""
-        drain = self.config.drain
-        await self.owner.submit(
-            Drain(None, f"stopping ({self.stop_reason})", "signal", time.time(), persist=False)
-        )
-        self.stop_requested.clear()  # a second signal cuts the wait short
-        deadline = (
-            time.monotonic()
-            + drain.gshut_period
-            + (drain.max_wait if drain.connections_below is not None else 0)
-            + 1.0
-        )
-        while time.monotonic() < deadline:
-            vips = self.owner.state.vips
-            if all(record.phase is DrainPhase.WITHDRAWN for record in vips.values()):
-                break
-            if self.stop_requested.is_set() or self.session.closed.is_set():
-                break
-            await asyncio.sleep(0.1)
-        log.info("drained before stopping")
-
     async def _wait_for_addresses(self) -> None:
         try:
             await asyncio.wait_for(self.address_watcher.ready.wait(), ADDRESS_DUMP_TIMEOUT_S)
         except TimeoutError:
             log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
-
-    async def _open_api(self) -> None:
-        """Bind the API's socket now, and answer `503 starting` on it until the API proper
-        takes over: from the first moment no caller is refused."""
-        api = self.config.api
-        if not api.listen:
-            return
-        try:
-            self._api_socket = bind_api_socket(api.host, api.port)
-        except OSError as exc:
-            log.error(
-                "cannot listen for the API; running without it",
-                extra={"listen": api.listen, "error": exc.strerror},
-            )
-            return
-        self._early_api = await asyncio.get_running_loop().create_server(
-            starting_protocol(self._start_progress), sock=self._api_socket
-        )
 
     def _start_progress(self) -> dict[str, Any]:
         state = self.owner.state
@@ -432,12 +354,6 @@ class Plugin:
             }
         }
 
-    async def _serve_api_once_settled(self) -> None:
-        deadline = time.monotonic() + API_AFTER_S
-        while time.monotonic() < deadline and not self._decided():
-            await asyncio.sleep(0.05)
-        await self._serve_api()
-
     def _decided(self) -> bool:
         """Every check has a verdict and every VIP a decision (a guarded VIP waits for the
         host's addresses)."""
@@ -446,45 +362,10 @@ class Plugin:
             record.state.health is not Health.UNKNOWN for record in state.checks.values()
         ) and all(vip.prefix in state.desired for vip in state.spec.vips)
 
-    async def _serve_api(self) -> None:
-        if self._api_socket is None or self._early_api is None:
-            return
-        from aiohttp import web  # here: loading it is a tenth of a second of start-up
-
-        from ..api.server import build_app
-
-        runner = web.AppRunner(
-            build_app(self.api_state),
-            handle_signals=False,
-            access_log=None,
-            keepalive_timeout=API_IDLE_S,
-        )
-        await runner.setup()
-        assert runner.server is not None
-        # each check holds a probe connection and a watcher's: those, and the pipes, stay free
-        reserved = 2 * len(self.config.checks) + 64
-        guard = ConnectionGuard(runner.server, connection_limit(reserved))
-        self.api_state.guard = guard
-        # the listening socket passes over without a moment closed: a duplicate keeps it open
-        # while the early responder lets go of it (connections wait in its backlog meanwhile)
-        handed_over = self._api_socket.dup()
-        self._early_api.close()
-        server = await asyncio.get_running_loop().create_server(guard, sock=handed_over)
-
-        async def cleanup() -> None:
-            server.close()
-            guard.close()
-            await runner.cleanup()
-
-        self._api_cleanup = cleanup
-        log.info(
-            "API listening", extra={"listen": self.config.api.listen, "connections": guard.limit}
-        )
-
     async def run(self) -> int:
         """Run until stopped; return the exit status."""
         status = 0
-        await self._open_api()
+        await self.api.open()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -504,56 +385,20 @@ class Plugin:
             status = 1
         finally:
             self._group = None
-            await self._last_resort()
+            await withdraw_everything(
+                self.owner,
+                self.reconciler,
+                self.session,
+                {vip.prefix for vip in self.config.vips},
+                self.stop_reason or "shutdown",
+            )
             await self.addresses.release_all(self.session.closed.is_set())
             for task in list(self._side_tasks):
                 task.cancel()
-            self.watchers.close()
-            if self._api_cleanup is not None:
-                with contextlib.suppress(Exception):
-                    await self._api_cleanup()
-            if self._early_api is not None:
-                self._early_api.close()
-            if self._api_socket is not None:
-                self._api_socket.close()
+            self.checks.close()
+            await self.api.close()
             self.session.close()
         return status
-
-    async def _last_resort(self) -> None:
-        """Withdraw everything this plugin may have announced. Never raises."""
-        try:
-            await self._withdraw_everything()
-        except Exception:
-            log.critical("could not withdraw on shutdown", exc_info=True)
-
-    async def _withdraw_everything(self) -> None:
-        if self.session.closed.is_set():
-            log.info(
-                "ExaBGP is gone; its routes went with it",
-                extra={"reason": self.session.close_reason},
-            )
-            return
-        prefixes = {vip.prefix for vip in self.config.vips}
-        try:
-            state = self.owner.apply(Stop(self.stop_reason or "shutdown"), time.monotonic())
-            prefixes |= set(state.desired) | state.retired
-        except Exception:  # a broken reducer must not stop the withdraw of what we know
-            log.critical(
-                "the reducer failed at stop; withdrawing the configured VIPs", exc_info=True
-            )
-        # the task group cancelled the reader: acks need a reader again
-        reader = asyncio.get_running_loop().create_task(self.session.read_forever())
-        try:
-            unconfirmed = await self.reconciler.withdraw_all(
-                sorted(prefixes), SHUTDOWN_WITHDRAW_TIMEOUT_S
-            )
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        if unconfirmed:
-            log.error("withdraw not confirmed by ExaBGP", extra={"vips": unconfirmed})
-        else:
-            log.info("withdrew every VIP", extra={"vips": len(prefixes)})
 
 
 async def run_plugin(

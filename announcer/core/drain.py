@@ -28,6 +28,13 @@ class DrainTiming:
     connections_below: float | None = None
     max_wait_s: float = 60.0
 
+    @property
+    def longest_s(self) -> float:
+        """The longest a drain takes from request to withdraw, busy connections or not."""
+        if self.connections_below is None:
+            return self.gshut_period_s
+        return max(self.max_wait_s, self.gshut_period_s)
+
 
 def drain_phase(
     requested_at: float | None,

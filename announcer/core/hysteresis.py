@@ -29,7 +29,6 @@ __all__ = [
     "CheckState",
     "Evidence",
     "Health",
-    "confirming_after",
     "effective_health",
     "evidence_of",
     "is_confirming",
@@ -108,16 +107,6 @@ def is_confirming(state: CheckState) -> bool:
             return state.successes > 0
 
 
-def confirming_after(state: CheckState, ok: bool) -> bool:
-    """Whether a result `ok` folded into `state` leaves a change to confirm (probe again at the
-    fast interval). Lets a probe runner pick its cadence from the last published state without
-    waiting for its own result to be folded in: at most one probe more at the fast interval
-    than `is_confirming` of the new state would give."""
-    if state.health is Health.UNKNOWN:
-        return True
-    return (state.health is Health.UP) != ok
-
-
 def next_probe_in(
     state: CheckState,
     ok: bool,
@@ -126,9 +115,10 @@ def next_probe_in(
     fast_interval: float,
     confirm_interval: float,
 ) -> float:
-    """Seconds from this probe's start to the next one, given the last published `state` and
-    this result: `interval` when nothing is being confirmed, else by the evidence (above)."""
-    if not confirming_after(state, ok):
+    """Seconds from a probe's start to the next one, given the check's `state` with that
+    probe's result (`ok`, `evidence`) folded in: `interval` when nothing is being confirmed,
+    else by the evidence (above)."""
+    if not is_confirming(state):
         return interval
     if ok or evidence is Evidence.WEAK:
         return fast_interval

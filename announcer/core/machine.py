@@ -25,7 +25,14 @@ from enum import StrEnum
 from .addresses import AddressGuard
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
-from .hysteresis import CheckState, Health, effective_health, evidence_of, shifted
+from .hysteresis import (
+    CheckState,
+    Health,
+    effective_health,
+    evidence_of,
+    next_probe_in,
+    shifted,
+)
 from .hysteresis import step as fold_result
 from .model import Decision, Reason, Route, Verdict
 from .policy import decide, finalize
@@ -42,12 +49,14 @@ __all__ = [
     "Drain",
     "DrainEntry",
     "DrainFile",
+    "Drained",
     "Effect",
     "Event",
     "LastProbe",
     "Level",
     "Log",
     "Neighbor",
+    "NextProbe",
     "ProbeAgain",
     "ProbeDone",
     "Reload",
@@ -226,6 +235,16 @@ class CheckChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class NextProbe:
+    """Probe `check` again at `at` (monotonic), the cadence after its probe that started at
+    `after`: one for every result of a configured check."""
+
+    check: str
+    after: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeAgain:
     checks: tuple[str, ...]
 
@@ -236,11 +255,16 @@ class Restate:
 
 
 @dataclass(frozen=True, slots=True)
+class Drained:
+    """Every VIP's drain has reached its withdraw (drain-before-stop waits for this)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SaveDrains:
     drains: tuple[tuple[str, DrainEntry], ...]  # only those to persist
 
 
-Effect = Log | Transition | CheckChanged | ProbeAgain | Restate | SaveDrains
+Effect = NextProbe | Log | Transition | CheckChanged | ProbeAgain | Restate | SaveDrains | Drained
 
 
 # ------------------------------------------------------------------------------------- state
@@ -340,6 +364,8 @@ class _Step:
         self.drain_file = state.drain_file
         self.timed: set[str] | None = None
         self.drains_changed = False
+        # a drain was asked for, or reached its withdraw: see whether every VIP is drained
+        self.drain_progressed = False
         # the state's other fields, as this step leaves them (written by the handlers)
         self.spec = state.spec
         self.stopping = state.stopping
@@ -400,9 +426,18 @@ class _Step:
                 SaveDrains(tuple((p, d) for p, d in sorted(drains.items()) if d.persist))
             )
 
+    def end_of_event(self) -> None:
+        """The effects owed once per event: the drains to save, and `Drained` when a drain
+        asked for, or one that reached its withdraw, leaves every VIP withdrawn."""
+        self.save_drains_if_changed()
+        if self.drain_progressed:
+            self.drain_progressed = False
+            if all(record.phase is DrainPhase.WITHDRAWN for record in self.r_vips().values()):
+                self.effects.append(Drained())
+
     def finish(self) -> tuple[State, tuple[Effect, ...]]:
         state = self.state
-        self.save_drains_if_changed()
+        self.end_of_event()
         desired = self.desired
         # a table nobody wrote is the same object as before: the owner compares by identity
         # to see whether the reconciler must look again
@@ -564,6 +599,8 @@ class _Step:
             phase=phase,
             changed_at=before.changed_at,
         )
+        if phase is DrainPhase.WITHDRAWN and before.phase is not DrainPhase.WITHDRAWN:
+            self.drain_progressed = True
         if decision != before.decision:
             newly_withdrawn = decision.verdict is Verdict.WITHDRAW and (
                 before.decision.verdict is not Verdict.WITHDRAW
@@ -662,6 +699,11 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
     )
     # the constructor, not dataclasses.replace: this runs for every probe result
     s.w_checks()[event.check] = CheckRecord(state, record.effective, last)
+    started = s.now if event.started_at is None else event.started_at
+    delay = next_probe_in(
+        state, event.ok, evidence, spec.interval_s, spec.fast_interval_s, spec.confirm_interval_s
+    )
+    s.effects.append(NextProbe(event.check, started, started + delay))
     if state.health is not record.state.health:
         s.effects.append(
             CheckChanged(
@@ -728,6 +770,7 @@ def _on_drain(s: _Step, event: Drain) -> None:
             )
             s.drains_changed = True
     s.log(Level.INFO, "drain", vips=targets, reason=event.reason, source=event.source)
+    s.drain_progressed = True
     s.decide(targets)
 
 
@@ -919,5 +962,5 @@ def step_probes(
     _check_stall(s)  # once: after the first result no time has passed
     for event in events:
         _on_probe(s, event)
-        s.save_drains_if_changed()
+        s.end_of_event()
     return s.finish()

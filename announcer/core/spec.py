@@ -22,6 +22,11 @@ class CheckSpec:
     rise: int = 3
     fall: int = 3
     ttl_s: float = 3.5  # a verdict (or an unknown state) older than this counts as down
+    # the cadence: the reducer says when each check is probed next (`NextProbe`)
+    interval_s: float = 1.0  # settled
+    fast_interval_s: float = 0.05  # confirming a rise, or a failure that could be a moment
+    confirm_interval_s: float = 0.02  # confirming a failure the service stated
+    timeout_s: float = 0.5  # a probe that takes longer fails (the runner's deadline)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from healthchecks import Probe, ProbeFailure, ProbeResult, Reason, build_probe
+from healthchecks import (
+    Endpoint,
+    Probe,
+    ProbeFailure,
+    ProbeResult,
+    Reason,
+    build_probe,
+    endpoint_of,
+)
 
 from ..config import CheckConfig
 from ..core.errors import AnnouncerError
 
-__all__ = ["BrokenProbe", "ProbeBuildError", "build_all", "build_or_broken"]
+__all__ = [
+    "BrokenProbe",
+    "ProbeBuildError",
+    "build_all",
+    "build_or_broken",
+    "watched_endpoint",
+]
 
 
 class BrokenProbe:
@@ -46,6 +60,12 @@ def _build(name: str, check: CheckConfig) -> Probe:
         return build_probe(check.probe)
     except Exception as exc:  # whatever the probe's constructor raised: report, never crash
         raise ProbeBuildError([f"checks.{name}: cannot build the probe: {exc}"]) from exc
+
+
+def watched_endpoint(check: CheckConfig) -> Endpoint | None:
+    """Where the check's idle connection is held (`watch: true` and a probe with an
+    endpoint: not an exec check), or None."""
+    return endpoint_of(check.probe) if check.watch else None
 
 
 def build_or_broken(name: str, check: CheckConfig) -> Probe:

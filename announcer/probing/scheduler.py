@@ -1,8 +1,10 @@
-"""One runner per check: probe, hand the result to the state owner, wait until the next probe.
+"""One runner per check: probe, hand the result to the state owner, probe again when told.
 
-The cadence does not drift (the next probe is due a delay after the previous one started); the
-delay comes from the result sink: `interval` when settled, shorter while a change is being
-confirmed (`core.hysteresis.next_probe_in`: by how strongly the last result spoke).
+The runner decides nothing: the reducer folds each result and says when the check is probed
+next (the `NextProbe` effect, carried out through `probe_at`): `interval` when settled,
+shorter while a change is being confirmed. The cadence does not drift (the time is counted
+from the previous probe's start). A wake (the endpoint's watcher, SIGUSR1, a stall of the
+plugin) probes at once, and an earlier time always wins over a later one.
 """
 
 from __future__ import annotations
@@ -19,19 +21,18 @@ from healthchecks import (
     ProbeResult,
     QuickProbe,
     Watcher,
-    endpoint_of,
     run_probe,
 )
 from healthchecks.runner import timed_out
 
-from ..config import CheckConfig
+from ..core.spec import CheckSpec
 
 __all__ = ["CheckRunner", "ResultSink", "Watchers"]
 
 # (check, result, monotonic time the probe started, whether the endpoint's watcher says its
-# listener is gone) -> seconds from that start to the next probe; never waits (a thousand
-# results a second must not each wait for the state task)
-ResultSink = Callable[[str, ProbeResult, float, bool], float]
+# listener is gone); posts and returns at once (a thousand results a second must not each wait
+# for the state task). The answer comes back as `CheckRunner.probe_at`.
+ResultSink = Callable[[str, ProbeResult, float, bool], None]
 # the checks of one endpoint wake over this much time, not all at once, when its idle
 # connection closes: the first at once (failover speed), the rest spread so that a thousand
 # checks against one nginx neither hit it together nor stay in lock-step afterwards
@@ -55,7 +56,7 @@ class Watchers:
 
     def add(self, endpoint: Endpoint, runner: CheckRunner) -> None:
         if endpoint not in self._by_endpoint:
-            retry_s = min(runner.spec.interval, 4 * runner.spec.fast_interval)
+            retry_s = min(runner.spec.interval_s, 4 * runner.spec.fast_interval_s)
             runners: list[CheckRunner] = []
 
             def on_change() -> None:
@@ -89,8 +90,8 @@ class Watchers:
 
 
 class CheckRunner:
-    """Probes one check for as long as `run` runs: a timer starts each probe, and the result
-    (through the sink) says when the next one is due.
+    """Probes one check for as long as `run` runs: a timer starts each probe, the result goes
+    to the sink, and `probe_at` (the reducer's answer) arms the next one.
 
     A probe that can run on callbacks (`QuickProbe`: HTTP on a kept connection) needs no task
     at all: the timer sends, the answer arrives in the connection's callback, and the next
@@ -102,10 +103,11 @@ class CheckRunner:
     def __init__(
         self,
         name: str,
-        spec: CheckConfig,
+        spec: CheckSpec,
         probe: Probe,
         sink: ResultSink,
         watchers: Watchers | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self._watchers = watchers
         self.name = name
@@ -113,9 +115,11 @@ class CheckRunner:
         self.probe = probe
         self._quick = probe if isinstance(probe, QuickProbe) else None
         self._sink = sink
-        self._endpoint: Endpoint | None = None
+        # the endpoint whose idle connection is watched (None: not watched)
+        self._endpoint = endpoint
         # the one timer: until the next probe, or (a quick probe in flight) its deadline
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._due = 0.0  # when the armed timer starts the next probe (monotonic)
         self._in_flight = False
         self._started = 0.0
         self._slow: asyncio.Task[None] | None = None
@@ -138,16 +142,24 @@ class CheckRunner:
         else:
             asyncio.get_running_loop().call_later(delay_s, self.probe_now)
 
+    def probe_at(self, after: float, at: float) -> None:
+        """The next probe after the one that started at `after` is due at `at` (monotonic).
+        Stale answers (a newer probe started, or runs) are dropped; an earlier time armed
+        meanwhile (a wake) stands."""
+        if after != self._started or self._in_flight or self._stopped is None:
+            return
+        if self._timer is not None and self._due <= at:
+            return
+        self._arm(at - time.monotonic())
+
     async def run(self) -> None:
-        if self.spec.watch:
-            self._endpoint = endpoint_of(self.spec.probe)
         if self._endpoint is not None and self._watchers is not None:
             self._watchers.add(self._endpoint, self)
         self._stopped = stopped = asyncio.get_running_loop().create_future()
         try:
             # spread the first probes of many checks a little (not a whole interval: the
             # first verdict is what start-up waits for)
-            spread = random.uniform(0, min(self.spec.interval, START_SPREAD_S))
+            spread = random.uniform(0, min(self.spec.interval_s, START_SPREAD_S))
             self._arm(0.0 if self._woken else spread)
             await stopped
         finally:
@@ -174,6 +186,7 @@ class CheckRunner:
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
+        self._due = time.monotonic() + delay_s
         if delay_s > 0:
             self._timer = loop.call_later(delay_s, self._probe)
         else:
@@ -193,12 +206,14 @@ class CheckRunner:
             quick = self._quick
             if quick is not None:
                 # the deadline first: the answer may come before `start` returns
-                self._timer = asyncio.get_running_loop().call_later(self.spec.timeout, self._expire)
+                self._timer = asyncio.get_running_loop().call_later(
+                    self.spec.timeout_s, self._expire
+                )
                 if quick.start(started, self._quick_done):
                     return
                 self._timer.cancel()
                 self._timer = None
-            self._run_slow(self.spec.timeout)
+            self._run_slow(self.spec.timeout_s)
         except Exception as exc:  # handed to `run`, which raises it
             self._fail(exc)
 
@@ -219,7 +234,7 @@ class CheckRunner:
         if result is None:
             # the kept connection closed as the request went out: connect and send again,
             # within what is left of the deadline
-            self._run_slow(self._started + self.spec.timeout - time.monotonic())
+            self._run_slow(self._started + self.spec.timeout_s - time.monotonic())
         else:
             self._finish(result)
 
@@ -227,23 +242,24 @@ class CheckRunner:
         self._timer = None
         assert self._quick is not None
         self._quick.abandon()
-        self._finish(timed_out(self.spec.timeout, self._started))
+        self._finish(timed_out(self.spec.timeout_s, self._started))
 
     def _finish(self, result: ProbeResult) -> None:
         """Every probe ends here (a callback, a timer or the short task): hand the result
-        over and arm the next probe."""
+        over; the next probe is armed by `probe_at`, or at once after a wake."""
         self._in_flight = False
         if self._stopped is None or self._stopped.done():
             return
         watchers, endpoint = self._watchers, self._endpoint
         try:
+            if self._woken:
+                self._arm(0.0)
             gone = (
                 not result.ok
                 and watchers is not None
                 and endpoint is not None
                 and watchers.listener_gone(endpoint)
             )
-            delay = self._sink(self.name, result, self._started, gone)
-            self._arm(0.0 if self._woken else self._started + delay - time.monotonic())
+            self._sink(self.name, result, self._started, gone)
         except Exception as exc:  # handed to `run`, which raises it
             self._fail(exc)

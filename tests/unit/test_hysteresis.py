@@ -88,16 +88,16 @@ def test_ttl_does_not_raise_unknown_or_down():
     assert effective_health(run([False] * 3), 100.0, 1.0) is Health.DOWN
 
 
-def test_confirming_after_matches_the_folded_state_or_errs_towards_one_more_fast_probe():
-    from announcer.core import confirming_after
-
+def test_the_cadence_follows_the_folded_state():
+    """The interval exactly when the result leaves nothing to confirm (the reducer knows the
+    folded state: no probe more at the fast interval once a change is settled)."""
     for health in Health:
-        for successes, failures in ((0, 0), (1, 0), (0, 1), (0, 2)):
+        for successes, failures in ((0, 0), (1, 0), (2, 0), (0, 1), (0, 2)):
             state = CheckState(health, successes, failures)
             for ok in (True, False):
                 folded = step(state, ok, rise=3, fall=3, now=1.0)
-                if is_confirming(folded):
-                    assert confirming_after(state, ok), (state, ok)
+                delay = next_probe_in(folded, ok, Evidence.DEFINITE, 1.0, 0.05, 0.02)
+                assert (delay == 1.0) is (not is_confirming(folded)), (state, ok, delay)
 
 
 def test_evidence_weighs_what_the_failure_said():
@@ -124,11 +124,13 @@ def test_the_next_probe_comes_sooner_the_stronger_the_evidence():
     down = run([False] * 3)
 
     def delay(state, ok, evidence):
-        return next_probe_in(state, ok, evidence, 1.0, 0.05, 0.02)
+        return next_probe_in(step(state, ok, 3, 3, 9.0, evidence), ok, evidence, 1.0, 0.05, 0.02)
 
     assert delay(up, True, Evidence.DEFINITE) == 1.0  # settled
     assert delay(up, False, Evidence.WEAK) == 0.05  # a timeout: give it time
     assert delay(up, False, Evidence.DEFINITE) == 0.02  # a refusal: count quickly
+    assert delay(up, False, Evidence.CERTAIN) == 1.0  # down at once: settled
     assert delay(down, False, Evidence.DEFINITE) == 1.0  # settled down
     assert delay(down, True, Evidence.DEFINITE) == 0.05  # rise at the fast interval
     assert delay(CheckState(), True, Evidence.DEFINITE) == 0.05  # start-up rises fast too
+    assert delay(run([False, True, True]), True, Evidence.DEFINITE) == 1.0  # the rise is done

@@ -37,8 +37,11 @@ from announcer.core import (
     Addresses,
     AddressGuard,
     Drain,
+    Drained,
     DrainFile,
+    DrainPhase,
     Neighbor,
+    NextProbe,
     ProbeDone,
     Reload,
     RibReported,
@@ -135,15 +138,43 @@ class Simulation(RuleBasedStateMachine):
         if dt > STALL_AFTER:
             self.model.stalls.append((self.h.now + dt, dt))
             self.model.resumed_at = self.h.now + dt
+        all_drained_before = self._all_drained()
+        already = len(self.h.effects)
         if isinstance(event, list):
             self.h.step_probes(event, dt)
         else:
             self.h.step(event, dt)  # type: ignore[arg-type]
+        self._check_effects(event, self.h.effects[already:], all_drained_before)
         self.last_was_tick = isinstance(event, Tick)
         self.last_was_stall = dt > STALL_AFTER
         for prefix in set(self.desired_before) | set(self.h.state.desired):
             if self.desired_before.get(prefix, "-") != self.h.state.desired.get(prefix, "-"):
                 self.changes[prefix] = self.changes.get(prefix, 0) + 1
+
+    def _all_drained(self) -> bool:
+        return all(r.phase is DrainPhase.WITHDRAWN for r in self.h.state.vips.values())
+
+    def _check_effects(self, event: object, effects: list[object], drained_before: bool) -> None:
+        """The cadence: each result of a configured check gets exactly one `NextProbe`, for
+        that probe, at one of the check's intervals (nothing else asks the runners to wait).
+        `Drained` comes exactly when every VIP has just become withdrawn by its drain."""
+        results = event if isinstance(event, list) else [event]
+        expected = [
+            (e.check, e.started_at)
+            for e in results
+            if isinstance(e, ProbeDone) and e.check in self.h.state.spec.checks
+        ]
+        cadence = [e for e in effects if isinstance(e, NextProbe)]
+        assert [(e.check, e.after) for e in cadence] == expected, (expected, cadence)
+        for e in cadence:
+            check = self.h.state.spec.checks[e.check]
+            intervals = (check.interval_s, check.fast_interval_s, check.confirm_interval_s)
+            assert any(abs(e.at - e.after - i) < 1e-9 for i in intervals), e
+        drained = [e for e in effects if isinstance(e, Drained)]
+        if drained:
+            assert self._all_drained(), "Drained while a VIP is not withdrawn by its drain"
+        elif self._all_drained() and not drained_before and self.h.state.vips:
+            assert isinstance(event, Reload), "every VIP drained, and no Drained"
 
     def _cause(self, prefixes: object = None) -> None:
         for prefix in (A, B, C, D) if prefixes is None else prefixes:  # type: ignore[union-attr]

@@ -181,6 +181,8 @@ async def test_drain_on_stop(health_server, unused_tcp_port, tmp_path):
     gshut = next(i for i, c in enumerate(commands) if "65535:0" in c)
     withdraw = next(i for i, c in enumerate(commands) if c.startswith("withdraw"))
     assert gshut < withdraw
+    # the drain ran its whole period before the withdraw (the reducer's `Drained` ends it)
+    assert run.channel.times[withdraw] - run.channel.times[gshut] >= 0.3
 
 
 async def test_a_flapping_check_is_de_preferred_then_released(

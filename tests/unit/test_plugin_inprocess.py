@@ -1,6 +1,7 @@
 """The plugin in-process over an in-memory channel: crash handling and the HTTP API."""
 
 import asyncio
+import time
 
 import pytest
 from aiohttp import ClientSession
@@ -16,6 +17,7 @@ class MemoryChannel:
     def __init__(self) -> None:
         self.to_plugin: asyncio.Queue[str | None] = asyncio.Queue()
         self.commands: list[str] = []
+        self.times: list[float] = []  # monotonic, when each command was written
         self.changed = asyncio.Event()
 
     async def read_line(self) -> str | None:
@@ -24,6 +26,7 @@ class MemoryChannel:
     async def write_lines(self, lines) -> None:
         for line in lines:
             self.commands.append(line)
+            self.times.append(time.monotonic())
             self.to_plugin.put_nowait("done")
         self.changed.set()
 

@@ -13,8 +13,51 @@ import pytest
 import uvloop
 
 from announcer.config import CheckConfig
+from announcer.probing.build import watched_endpoint
 from announcer.probing.scheduler import WAKE_SPREAD_S, CheckRunner, Watchers
-from healthchecks import HttpProbe, HttpProbeConfig, ProbeResult, TcpProbe, TcpProbeConfig
+from announcer.specs import check_spec
+from healthchecks import (
+    HttpProbe,
+    HttpProbeConfig,
+    Probe,
+    ProbeResult,
+    TcpProbe,
+    TcpProbeConfig,
+)
+
+
+class Paced:
+    """Stands for the state owner: hands each result to `record`, which returns the delay to
+    the next probe, and answers the runner with it (the reducer's `NextProbe`)."""
+
+    def __init__(self, record: Callable[[str, ProbeResult, float, bool], float]) -> None:
+        self.record = record
+        self.runners: dict[str, CheckRunner] = {}
+
+    def __call__(self, name: str, result: ProbeResult, started: float, gone: bool) -> None:
+        delay = self.record(name, result, started, gone)
+        self.runners[name].probe_at(started, started + delay)
+
+
+def runner_for(
+    name: str,
+    check: CheckConfig,
+    probe: Probe,
+    record: Callable[[str, ProbeResult, float, bool], float],
+    watchers: Watchers | None = None,
+) -> CheckRunner:
+    """A runner as the plugin builds one (the core's check spec, the watched endpoint)."""
+    sink = record if isinstance(record, Paced) else Paced(record)
+    runner = CheckRunner(
+        name,
+        check_spec(check),
+        probe,
+        sink,
+        watchers,
+        watched_endpoint(check) if watchers is not None else None,
+    )
+    sink.runners[name] = runner
+    return runner
 
 
 async def test_a_closed_idle_connection_wakes_every_check_of_the_endpoint_spread_out():
@@ -39,8 +82,9 @@ async def test_a_closed_idle_connection_wakes_every_check_of_the_endpoint_spread
         {"tcp": {"host": "127.0.0.1", "port": port}, "interval": "20s", "timeout": "1s"}
     )
     watchers = Watchers()
+    paced = Paced(sink)
     runners = [
-        CheckRunner(f"c{i}", spec, TcpProbe(TcpProbeConfig(port=port)), sink, watchers)
+        runner_for(f"c{i}", spec, TcpProbe(TcpProbeConfig(port=port)), paced, watchers)
         for i in range(10)
     ]
     tasks = [asyncio.create_task(runner.run()) for runner in runners]
@@ -95,7 +139,7 @@ async def test_a_wake_during_a_probe_is_not_lost():
             "watch": False,
         }
     )
-    runner = CheckRunner("c", spec, SlowProbe(), lambda *args: 20.0)
+    runner = runner_for("c", spec, SlowProbe(), lambda *args: 20.0)
     task = asyncio.create_task(runner.run())
     try:
         while not started_probes:
@@ -209,7 +253,7 @@ async def test_kept_connection_probes_report_status_timeout_and_recover():
             return 0.02
 
         spec = http_spec(server.url)
-        runner = CheckRunner("c", spec, HttpProbe(HttpProbeConfig(url=server.url)), sink)
+        runner = runner_for("c", spec, HttpProbe(HttpProbeConfig(url=server.url)), sink)
         await run_until(runner, results, 5)
     reasons = [result.reason for result, _ in results]
     assert reasons == ["ok", "ok", "bad_status", "timeout", "ok"], results
@@ -230,7 +274,7 @@ async def test_a_kept_connection_dropped_unanswered_is_retried_within_the_probe(
             results.append(result)
             return 0.02
 
-        runner = CheckRunner(
+        runner = runner_for(
             "c", http_spec(server.url), HttpProbe(HttpProbeConfig(url=server.url)), sink
         )
         await run_until(runner, results, 3)
@@ -249,7 +293,7 @@ async def test_a_wake_during_a_kept_connection_probe_is_not_lost():
             return 20.0
 
         probe = HttpProbe(HttpProbeConfig(url=server.url))
-        runner = CheckRunner("c", spec, probe, sink)
+        runner = runner_for("c", spec, probe, sink)
         task = asyncio.create_task(runner.run())
         try:
             async with asyncio.timeout(2):
@@ -281,7 +325,7 @@ async def test_cancelling_a_runner_abandons_its_probe_in_flight_and_reports_noth
             return 0.01
 
         probe = HttpProbe(HttpProbeConfig(url=server.url))
-        runner = CheckRunner("c", http_spec(server.url, timeout="300ms"), probe, sink)
+        runner = runner_for("c", http_spec(server.url, timeout="300ms"), probe, sink)
         task = asyncio.create_task(runner.run())
         while server.requests < 2:  # the second probe, on the kept connection, hangs
             await asyncio.sleep(0.01)
@@ -307,7 +351,7 @@ async def test_a_failing_result_sink_ends_the_runner_with_its_error():
             return 0.01
 
         probe = HttpProbe(HttpProbeConfig(url=server.url))
-        runner = CheckRunner("c", http_spec(server.url), probe, sink)
+        runner = runner_for("c", http_spec(server.url), probe, sink)
         with pytest.raises(RuntimeError, match="sink bug"):
             async with asyncio.timeout(2):
                 await runner.run()
