@@ -1,7 +1,7 @@
 # The README's two commands are scripts/demo.sh and scripts/test.sh; these are shortcuts.
 VENV := .venv
 
-.PHONY: setup demo test unit lab lint typecheck clean
+.PHONY: setup demo test pure process unit lab lint typecheck clean
 
 setup:
 	./scripts/setup.sh
@@ -12,8 +12,15 @@ demo:
 test:
 	./scripts/test.sh
 
-unit: setup
-	$(VENV)/bin/python -m pytest -q tests/unit
+# the core, the parsers, the renderers: seconds, no socket and no process
+pure: setup
+	$(VENV)/bin/python -m pytest -q tests/pure
+
+# the plugin, the probes and the pipes against real sockets, processes and ExaBGP
+process: setup
+	$(VENV)/bin/python -m pytest -q tests/process
+
+unit: pure process
 
 lab: setup
 	$(VENV)/bin/python -m pytest -q -m lab tests/lab

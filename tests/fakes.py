@@ -253,7 +253,7 @@ def fast_http_check(url: str, **overrides: object) -> dict:
 
 def write_config(path: Path, data: dict) -> Path:
     """Write a plugin config. The test machine does not hold the VIPs, so the address guard
-    looks away unless a test sets `addresses:` itself (tests/unit/test_addresses.py does)."""
+    looks away unless a test sets `addresses:` itself (tests/process/test_addresses.py does)."""
     data = {"addresses": {"mode": "ignore"}, **data}
     path.write_text(yaml.safe_dump(data))
     return path

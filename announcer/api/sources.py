@@ -1,6 +1,6 @@
 """What the operator edge reads from the running plugin, as small protocols: the API, the
 metrics and the status depend on these, never on the state task, the reconciler or the BFD
-monitor themselves (nothing below imports above; tests/unit/test_architecture.py checks)."""
+monitor themselves (nothing below imports above; tests/pure/test_architecture.py checks)."""
 
 from __future__ import annotations
 

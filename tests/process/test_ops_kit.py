@@ -61,7 +61,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     from announcer.config import parse_config
     from announcer.core import Neighbor
     from tests.fakes import wait_for_api
-    from tests.unit.test_plugin_inprocess import MemoryChannel
+    from tests.process.test_plugin_inprocess import MemoryChannel
 
     config = plugin_config(health_server.url)
     config["vips"][0]["weight"] = {"bandwidth_mbps": 100, "asn": 65001}

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import wait_for_api
-from tests.unit.test_faults import api, metric
+from tests.process.test_faults import api, metric
+from tests.pure.test_config import ALIAS_BOMB
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
 
@@ -76,15 +77,6 @@ async def _withdraws_promptly(fake, health_server) -> None:
     stopped = time.monotonic()
     await fake.wait_rib(lambda rib: VIP not in rib, timeout=5)
     assert time.monotonic() - stopped < 1.5
-
-
-ALIAS_BOMB = (
-    "".join(
-        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
-        for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
-    )
-    + "checks: {}\nvips: *i\n"
-)
 
 
 async def _max_latency(listen: str, until: asyncio.Event) -> float:

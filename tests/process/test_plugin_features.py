@@ -10,7 +10,7 @@ from announcer.app import Plugin
 from announcer.config import load_config
 from announcer.core import Drain, Undrain
 from tests.fakes import fast_http_check
-from tests.unit.test_plugin_inprocess import MemoryChannel
+from tests.process.test_plugin_inprocess import MemoryChannel
 
 VIP, VIP2 = "192.0.2.10/32", "192.0.2.11/32"
 
@@ -249,7 +249,7 @@ async def test_drain_waits_for_the_load_balancer_connections(
     health_server, unused_tcp_port, tmp_path
 ):
     """`connections_below`: the withdraw waits until HAProxy reports few enough sessions."""
-    from tests.unit.test_probes import SHOW_STAT
+    from tests.process.test_probes import SHOW_STAT
 
     reply = {"text": SHOW_STAT}  # the recorded web backend reports 7 current sessions
 
