@@ -33,7 +33,7 @@ def _load(path: str) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .host.secrets import SecretError, read_secret, read_token
+    from .secrets import SecretError, read_secret, read_token
 
     config = _load(args.config)
     # the files a running host needs, as this user can use them (ExecStartPre runs as exabgp,
@@ -81,7 +81,7 @@ def _unwritable_folder(path: str) -> str | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .plan import render_plan
+    from .render.plan import render_plan
 
     print(render_plan(_load(args.config)), end="")
     return EXIT_OK
@@ -168,7 +168,7 @@ def _raise_open_file_limit() -> None:
 
 
 def cmd_exabgp_config(args: argparse.Namespace) -> int:
-    from .exabgp.conf import default_plugin_command, render_exabgp_config
+    from .render.exabgp_conf import default_plugin_command, render_exabgp_config
 
     config = _load(args.config)
     command = (
@@ -183,7 +183,7 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
 
 
 def cmd_bfd_config(args: argparse.Namespace) -> int:
-    from .host.bfd_conf import render_bfd_config
+    from .render.bfdd_conf import render_bfd_config
 
     config = _load(args.config)
     try:

@@ -40,9 +40,9 @@ from ..exabgp.pipe import ExabgpSession, LineChannel, StdioChannel
 from ..exabgp.reconciler import Reconciler
 from ..host.addresses import AddressError, AddressWatcher
 from ..host.bfd_status import BfdMonitor
-from ..host.secrets import SecretError, read_token
 from ..logs import get_logger
 from ..probing.build import BrokenProbe, build_or_broken
+from ..secrets import SecretError, read_token
 from ..specs import spec_from_config
 from .address_keeper import AddressKeeper
 from .api_lifecycle import ApiLifecycle

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from healthchecks import Probe
 
 from ..config import Config, load_config
-from ..host.secrets import read_token
 from ..probing.build import build_all
+from ..secrets import read_token
 from .checks import RunningChecks
 
 __all__ = ["Prepared", "prepare"]

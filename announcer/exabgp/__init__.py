@@ -1,2 +1,2 @@
-"""The ExaBGP edge: the pipe (commands out, acks and events in), the reconciler that makes
-ExaBGP hold the desired route set, and the exabgp.conf renderer."""
+"""The ExaBGP edge: the pipe (commands out, acks and events in) and the reconciler that makes
+ExaBGP hold the desired route set (exabgp.conf is rendered in announcer/render/)."""

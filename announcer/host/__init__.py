@@ -1,2 +1,2 @@
-"""The host edge: BFD beside ExaBGP (FRR's bfdd: its configuration and its session state)
-and the BGP session secrets read from files."""
+"""The host edge: the kernel's addresses (netlink) and BFD beside ExaBGP (FRR's bfdd: its
+session state; its configuration is rendered in announcer/render/)."""

@@ -13,7 +13,7 @@ import base64
 import os
 import stat
 
-from ..core.errors import AnnouncerError
+from .core.errors import AnnouncerError
 
 __all__ = [
     "MAX_SECRET_BYTES",

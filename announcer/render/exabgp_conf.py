@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from ..config import Config, NeighborConfig
-from ..host.secrets import secret_base64
+from ..secrets import secret_base64
 
 __all__ = ["default_plugin_command", "local_address", "render_exabgp_config"]
 

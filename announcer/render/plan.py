@@ -6,10 +6,10 @@ the plan cannot drift from what the plugin sends.
 
 from __future__ import annotations
 
-from .config import Config
-from .core import Reason, announce_command, build_route, withdraw_command
-from .core.exabgp_commands import UnsafeToken
-from .specs import spec_from_config
+from ..config import Config
+from ..core import Reason, announce_command, build_route, withdraw_command
+from ..core.exabgp_commands import UnsafeToken
+from ..specs import spec_from_config
 
 __all__ = ["render_plan"]
 

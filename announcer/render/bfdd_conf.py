@@ -4,7 +4,7 @@ have `bfd:`, one single-hop `peer` each, from the local address `exabgp-config` 
 from __future__ import annotations
 
 from ..config import Config
-from ..exabgp.conf import local_address
+from .exabgp_conf import local_address
 
 __all__ = ["render_bfd_config"]
 
