@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from ..config import Config
 from ..core import host_address
+from ..core.address_release import OwnedAddress, at_stop, due
 from ..exabgp.reconciler import Reconciler
 from ..host.addresses import AddressError, assign, unassign
 from ..logs import get_logger
@@ -34,11 +35,13 @@ def _host_prefix(address: str) -> str:
 
 
 class AddressKeeper:
+    """Assigns the managed addresses, and carries out the hand-over rule
+    (`core.address_release`) four times a second while it owns any."""
+
     def __init__(self, config: Callable[[], Config], reconciler: Reconciler) -> None:
         self._config = config
         self._reconciler = reconciler
-        self.owned: dict[str, str] = {}  # address -> interface, for every managed VIP
-        self._unwanted_since: dict[str, float] = {}
+        self.owned: dict[str, OwnedAddress] = {}  # address -> interface, for every managed VIP
 
     async def assign_for(self, config: Config) -> None:
         """Assign every managed VIP's address of `config` (again, if someone removed it: a
@@ -59,13 +62,12 @@ class AddressKeeper:
                     await self._remove(address, interface)
             raise
         for address in todo:
-            self.owned[address] = interface
-            self._unwanted_since.pop(address, None)
+            self.owned[address] = OwnedAddress(interface)
 
-    def _not_held(self, address: str) -> bool:
-        """ExaBGP acknowledged the withdraw of this address's route."""
-        prefix = _host_prefix(address)
-        return self._reconciler.acked.get(prefix, _UNKNOWN) is None
+    def _withdrawn(self) -> set[str]:
+        """The owned addresses whose route's withdraw ExaBGP acknowledged."""
+        acked = self._reconciler.acked
+        return {a for a in self.owned if acked.get(_host_prefix(a), _UNKNOWN) is None}
 
     async def run(self) -> None:
         while True:
@@ -76,25 +78,19 @@ class AddressKeeper:
         if not self.owned:
             return  # nothing managed: nothing to look at, four times a second
         config = self._config()
-        managed = {host_address(v.prefix) for v in config.managed_vips()}
-        configured = {host_address(v.prefix) for v in config.vips}
-        for address, interface in list(self.owned.items()):
-            if address in managed:
-                self._unwanted_since.pop(address, None)
-                continue
-            if address in configured:
-                # still a VIP, no longer managed: the address is the operator's now
-                log.info("address handed over (no longer managed)", extra={"address": address})
-                del self.owned[address]
-                continue
-            if not self._not_held(address):
-                self._unwanted_since.pop(address, None)
-                continue
-            since = self._unwanted_since.setdefault(address, now)
-            if now - since >= config.addresses.linger:
-                await self._remove(address, interface)
-                del self.owned[address]
-                self._unwanted_since.pop(address, None)
+        release = due(
+            self.owned,
+            {a for v in config.managed_vips() if (a := host_address(v.prefix)) is not None},
+            {a for v in config.vips if (a := host_address(v.prefix)) is not None},
+            self._withdrawn(),
+            now,
+            config.addresses.linger,
+        )
+        self.owned = dict(release.owned)
+        for address in release.handed_over:
+            log.info("address handed over (no longer managed)", extra={"address": address})
+        for address, interface in release.remove:
+            await self._remove(address, interface)
 
     async def release_all(self, session_closed: bool) -> None:
         """At stop, after the last-resort withdraw. Never raises."""
@@ -102,15 +98,14 @@ class AddressKeeper:
             return
         try:
             await asyncio.sleep(min(self._config().addresses.linger, STOP_LINGER_MAX_S))
-            for address, interface in list(self.owned.items()):
-                if session_closed or self._not_held(address):
-                    await self._remove(address, interface)
-                    del self.owned[address]
-                else:
-                    log.warning(
-                        "address kept: its withdraw was not acknowledged",
-                        extra={"address": address},
-                    )
+            release = at_stop(self.owned, self._withdrawn(), session_closed)
+            self.owned = dict(release.owned)
+            for address, interface in release.remove:
+                await self._remove(address, interface)
+            for address in release.owned:
+                log.warning(
+                    "address kept: its withdraw was not acknowledged", extra={"address": address}
+                )
         except Exception:
             log.error("could not remove the managed addresses", exc_info=True)
 
