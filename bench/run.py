@@ -190,29 +190,41 @@ def breakdown(lab: Lab, rounds: list[tuple[float, float]]) -> dict[str, Any]:
                 events.append(json.loads(line))
             except ValueError:
                 continue
+    return breakdown_of(events, rounds)
+
+
+def breakdown_of(events: list[dict[str, Any]], rounds: list[tuple[float, float]]) -> dict[str, Any]:
+    """The failover breakdown from the plugin's JSON log lines, read by their `event` field
+    and its fields (never the message text, which is for people)."""
     parts: dict[str, list[float]] = {"detect": [], "confirm": [], "exabgp": [], "router": []}
     evidence: dict[str, int] = {}
     for t0, t1 in rounds:
         window = [e for e in events if t0 <= e["ts"] <= t1 + 0.01]
-        # the first failed probe: "failed, confirming", or at once "is down" (certain)
+        # the first failed probe: a check that failed and is being confirmed, or one that went
+        # down at once (certain evidence)
         first = next(
             (
                 e["ts"]
                 for e in window
-                if e["msg"].startswith("check ") and e.get("reason") not in (None, "ok")
+                if e.get("event") in ("check_failed", "check_changed")
+                and e.get("reason") not in (None, "ok")
             ),
             None,
         )
-        deciding = next((e for e in window if e["msg"].endswith(" is down")), None)
+        deciding = next(
+            (e for e in window if e.get("event") == "check_changed" and e.get("health") == "down"),
+            None,
+        )
         if deciding is not None:
             kind = str(deciding.get("evidence", "weak"))
             evidence[kind] = evidence.get(kind, 0) + 1
-        down = next((e["ts"] for e in window if e["msg"].endswith(" is down")), None)
         synced = next(
-            (e["ts"] for e in window if e["msg"] == "routes synced" and e.get("withdrawn")), None
+            (e["ts"] for e in window if e.get("event") == "routes_synced" and e.get("withdrawn")),
+            None,
         )
-        if first is None or down is None or synced is None:
+        if first is None or deciding is None or synced is None:
             continue
+        down = deciding["ts"]
         parts["detect"].append(first - t0)
         parts["confirm"].append(down - first)
         parts["exabgp"].append(synced - down)

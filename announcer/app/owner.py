@@ -153,7 +153,12 @@ class StateOwner:
                     prefix,
                     new.verdict,
                     new.reason,
-                    extra={"vip": prefix, "verdict": str(new.verdict), "reason": str(new.reason)},
+                    extra={
+                        "event": "vip_changed",
+                        "vip": prefix,
+                        "verdict": str(new.verdict),
+                        "reason": str(new.reason),
+                    },
                 )
                 self._handlers.on_transition(effect)
             case CheckChanged(
@@ -164,6 +169,7 @@ class StateOwner:
                     check,
                     health,
                     extra={
+                        "event": "check_changed",
                         "check": check,
                         "health": str(health),
                         "reason": reason,

@@ -716,11 +716,12 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
             )
         )
     elif not void and not event.ok and record.state.failures == 0:
-        # the first failure of a run: what is being confirmed, and why (operators and the
-        # benchmark's failover breakdown read this line)
+        # the first failure of a run: what is being confirmed, and why (operators read this
+        # line, and the benchmark's failover breakdown its fields)
         s.log(
             Level.INFO,
             f"check {event.check} failed, confirming",
+            event="check_failed",
             check=event.check,
             reason=event.reason,
             detail=event.detail,

@@ -137,6 +137,7 @@ class Reconciler:
         log.info(
             "routes synced",
             extra={
+                "event": "routes_synced",
                 "announced": announced,
                 "withdrawn": withdrawn,
                 "commands": len(commands),

@@ -291,3 +291,41 @@ async def test_drain_waits_for_the_load_balancer_connections(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_the_benchmark_reads_its_failover_breakdown_from_the_log_fields(
+    health_server, unused_tcp_port, tmp_path
+):
+    """The benchmark's failover breakdown (first failed probe, verdict, ExaBGP's ack) reads
+    the plugin's JSON log lines by their fields: here from a real failover's lines."""
+    import io
+    import json
+    import logging
+    import time
+
+    from announcer.logs import JsonFormatter
+    from bench.run import breakdown_of
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("announcer")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        run = Running(base(health_server.url, unused_tcp_port), tmp_path / "c.yaml")
+        first = await run.wait_for(f"announce route {VIP}")
+        t0 = time.time()
+        health_server.status = 500
+        await run.wait_for(f"withdraw route {VIP}", after=first + 1)
+        await asyncio.sleep(0.1)  # the ack, and its "routes synced" line
+        t1 = time.time()
+        await run.stop()
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    parts = breakdown_of(events, [(t0, t1)])
+    assert parts["evidence"] == {"definite": 1}, events
+    assert {"detect", "confirm", "exabgp", "router"} <= set(parts), parts
+    assert all(parts[k] >= 0 for k in ("detect", "confirm", "exabgp", "router")), parts
