@@ -33,7 +33,7 @@ class Round:
 def wait_gone(lab: Lab, address: str, timeout: float = 60.0) -> float:
     """Poll the router's FIB until `address` is no next hop; the wall time it happened."""
     deadline = time.monotonic() + timeout
-    while address in lab.fib():
+    while address in lab.fib.next_hops():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{address} still in the FIB after {timeout}s")
         time.sleep(0.002)
@@ -42,7 +42,7 @@ def wait_gone(lab: Lab, address: str, timeout: float = 60.0) -> float:
 
 def wait_present(lab: Lab, address: str, timeout: float = 60.0) -> float:
     deadline = time.monotonic() + timeout
-    while address not in lab.fib():
+    while address not in lab.fib.next_hops():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{address} not back in the FIB after {timeout}s")
         time.sleep(0.002)
@@ -103,8 +103,8 @@ def failover_rounds(
             lab,
             address,
             phase * cycle_s,
-            functools.partial(lab.stop_service, host, signum),
-            functools.partial(lab.start_service, host),
+            functools.partial(lab.services.stop, host, signum),
+            functools.partial(lab.services.start, host),
         )
         marks.append((signal.Signals(signum).name, t0, t1, t2, t3))
     time.sleep(1.0)  # the client's last requests of the last round
@@ -125,8 +125,8 @@ def unhealthy_rounds(lab: Lab, host: str, rounds: int, cycle_s: float) -> list[d
             lab,
             address,
             phase * cycle_s,
-            lambda: lab.set_health_failing(host, True),
-            lambda: lab.set_health_failing(host, False),
+            lambda: lab.services.set_health_failing(host, True),
+            lambda: lab.services.set_health_failing(host, False),
         )
         out.append({"failover_s": t1 - t0, "recovery_s": t3 - t2, "t0": t0, "t1": t1})
     return out

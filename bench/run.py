@@ -111,10 +111,10 @@ def bench_failover(system: System, rounds: int, drains: int, unhealthy: int = 0)
     lab = make_lab(system)
     try:
         lab.up()
-        lab.wait_fib(ALL, timeout=60)
+        lab.fib.wait(ALL, timeout=60)
         client_log = lab.workdir / "client.jsonl"
         requests = rounds * 12 * 50 + 1000
-        client = lab.start_client(
+        client = lab.clients.start(
             "http://192.0.2.10/", count=requests, interval_s=0.02, log=client_log
         )
         cycle = 5.0 if system is HEALTHCHECK_DEFAULT else 1.0
@@ -157,20 +157,20 @@ def bench_drains(lab: Lab, system: System, drains: int, client_log: Path) -> lis
         time.sleep(1.0)
         t0 = time.time()
         if system.is_ours:
-            lab.announcer("lb2", "drain", "--reason", "benchmark")
+            lab.announcers.cli("lb2", "drain", "--reason", "benchmark")
         else:
-            lab.drain_file("lb2").touch()  # the healthcheck's --disable file
+            lab.announcers.drain_file("lb2").touch()  # the healthcheck's --disable file
         t1 = wait_gone(lab, address)
         # until the route is really gone (ours keeps it, at local-pref 0, for gshut_period)
         deadline = time.monotonic() + 30
-        while address in lab.bgp_paths() and time.monotonic() < deadline:
+        while address in lab.frr.bgp_paths() and time.monotonic() < deadline:
             time.sleep(0.05)
         t2 = time.time()
         time.sleep(0.5)
         if system.is_ours:
-            lab.announcer("lb2", "undrain")
+            lab.announcers.cli("lb2", "undrain")
         else:
-            lab.drain_file("lb2").unlink()
+            lab.announcers.drain_file("lb2").unlink()
         wait_present(lab, address)
         rows.append({"t0": t0, "fib_s": t1 - t0, "withdrawn_s": t2 - t0, "end": t2 + 0.5})
     time.sleep(1.0)
@@ -240,20 +240,23 @@ def bench_cold_start(system: System, rounds: int) -> dict[str, Any]:
     lab = make_lab(system)
     try:
         lab.up()
-        lab.wait_fib(ALL, timeout=60)
+        lab.fib.wait(ALL, timeout=60)
         rows: list[dict[str, Any]] = []
         for number in range(rounds):
             for name in ALL:
-                lab.stop_exabgp(name)
+                lab.announcers.stop_exabgp(name)
             deadline = time.monotonic() + 30
-            while any(lab.fib(router=r.name) for r in ROUTERS) and time.monotonic() < deadline:
+            while (
+                any(lab.fib.next_hops(router=r.name) for r in ROUTERS)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.01)
             time.sleep(1.5)  # the routers have cleaned up and try to connect again
             t0 = time.monotonic()
             for name in ALL:
-                lab.start_exabgp(name)
+                lab.announcers.start_exabgp(name)
             try:
-                lab.wait_fib(ALL, timeout=30)
+                lab.fib.wait(ALL, timeout=30)
                 seconds = time.monotonic() - t0
             except Exception as exc:  # the lab's own timeout: reported, not fatal
                 rows.append({"error": f"round {number}: {exc}"})
@@ -274,37 +277,43 @@ def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
     address = "198.51.100.11"
     try:
         lab.up()
-        lab.wait_fib(ALL, timeout=60)
+        lab.fib.wait(ALL, timeout=60)
         rows: list[dict[str, Any]] = []
         for number in range(rounds):
             if system.is_ours:
-                lab.wait_bfd()
+                lab.frr.wait_bfd()
             time.sleep(1.0)
             t0 = time.monotonic()
-            lab.kill_host("lb1", True)
+            lab.net.kill_host("lb1", True)
             gone: dict[str, float] = {}
             bfd_down: float | None = None
             polls = 0
             while len(gone) < len(ROUTERS) and time.monotonic() - t0 < 15:
                 for router in ROUTERS:
-                    if router.name not in gone and address not in lab.fib(router=router.name):
+                    if router.name not in gone and address not in lab.fib.next_hops(
+                        router=router.name
+                    ):
                         gone[router.name] = time.monotonic() - t0
                 polls += 1
                 bfd_due = system.is_ours and bfd_down is None and polls % 3 == 0
-                if bfd_due and lab.bfd_peers("r1").get(address) != "up":
+                if bfd_due and lab.frr.bfd_peers("r1").get(address) != "up":
                     bfd_down = time.monotonic() - t0
             # the host returns: with the BFD gate it is announced once BFD is up again
             t1 = time.monotonic()
-            lab.kill_host("lb1", False)
+            lab.net.kill_host("lb1", False)
             bfd_up: float | None = None
             while time.monotonic() - t1 < 60:
-                if system.is_ours and bfd_up is None and lab.bfd_peers("r1").get(address) == "up":
+                if (
+                    system.is_ours
+                    and bfd_up is None
+                    and lab.frr.bfd_peers("r1").get(address) == "up"
+                ):
                     bfd_up = time.monotonic() - t1
-                if all(address in lab.fib(router=r.name) for r in ROUTERS):
+                if all(address in lab.fib.next_hops(router=r.name) for r in ROUTERS):
                     break
                 time.sleep(0.01)
             back = time.monotonic() - t1
-            lab.wait_fib(ALL, timeout=60)
+            lab.fib.wait(ALL, timeout=60)
             if len(gone) < len(ROUTERS):
                 rows.append({"error": f"round {number}: still in a FIB after 15 s: {gone}"})
                 continue
@@ -335,7 +344,7 @@ def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
         lab.up()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            routes = lab.fib_count("198.18.0.0/15")
+            routes = lab.fib.count("198.18.0.0/15")
             if routes >= count:
                 break
             time.sleep(0.1)
@@ -344,11 +353,11 @@ def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
             return {"vips": count, "error": f"only {routes} of {count} in the FIB after 120s"}
         time.sleep(3.0)
         fragment = ("announcer", "run") if system.is_ours else ("exabgp", "healthcheck")
-        pids = lab.pids("lb1", *fragment)
-        updates_before = lab.updates_received("lb1")
+        pids = lab.space.pids("lb1", *fragment)
+        updates_before = lab.frr.updates_received("lb1")
         cpu, rss = sample_usage(pids, window_s)
-        exabgp_pid = lab.exabgp_pid("lb1")
-        updates = lab.updates_received("lb1") - updates_before
+        exabgp_pid = lab.announcers.exabgp_pid("lb1")
+        updates = lab.frr.updates_received("lb1") - updates_before
         exabgp_cpu, _ = sample_usage([exabgp_pid], 3.0) if exabgp_pid else (0.0, 0.0)
         return {
             "vips": count,
@@ -376,7 +385,7 @@ def bench_jitter(seconds: float, reloads: int) -> dict[str, Any]:
     lab = make_lab(ANNOUNCER, plugin={"lb1": jittery})
     try:
         lab.up()
-        lab.start_process(
+        lab.space.start_process(
             "lb1",
             [
                 sys.executable,
@@ -389,23 +398,23 @@ def bench_jitter(seconds: float, reloads: int) -> dict[str, Any]:
             ],
             lab.dir("lb1") / "jitter.log",
         )
-        lab.wait_fib(ALL, timeout=60)
+        lab.fib.wait(ALL, timeout=60)
         address = lab.host("lb1").v4
-        before = lab.updates_received("lb1")
+        before = lab.frr.updates_received("lb1")
         missing = 0
         began = time.monotonic()
         # the reloads, evenly spread, each at a random point of its slice
         due = [began + seconds * phase for phase in sorted(phases(reloads))]
         done = 0
         while time.monotonic() - began < seconds:
-            if address not in lab.fib():
+            if address not in lab.fib.next_hops():
                 missing += 1
             if due and time.monotonic() >= due[0]:
                 due.pop(0)
-                lab.reload_service("lb1")
+                lab.services.reload("lb1")
                 done += 1
             time.sleep(0.2)
-        updates = lab.updates_received("lb1") - before
+        updates = lab.frr.updates_received("lb1") - before
         return {
             "seconds": seconds,
             "reloads": done,

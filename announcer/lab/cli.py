@@ -31,9 +31,9 @@ def print_status(lab: Lab) -> None:
     if not lab.running():
         print("no lab running")
         return
-    print(f"BGP sessions established on r1: {lab.sessions_up()}")
+    print(f"BGP sessions established on r1: {lab.frr.sessions_up()}")
     for prefix in (VIP_V4, VIP_V6):
-        hops = lab.fib(prefix)
+        hops = lab.fib.next_hops(prefix)
         names = [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
         print(f"r1 FIB {prefix}: {', '.join(names) or 'no route'}")
 
@@ -49,8 +49,10 @@ def run_lab_command(args: argparse.Namespace) -> int:
                 f"lab up: r1, r2, {', '.join(h.name for h in lab.hosts)}, client, client2 "
                 f"(work folder {args.workdir}); `announcer lab down` removes it"
             )
-            print(f"Prometheus (every host scraped, deploy/prometheus rules): {lab.prometheus_url}")
-            lab.wait_fib([h.name for h in lab.hosts])
+            if lab.prometheus is not None:
+                url = lab.prometheus.url
+                print(f"Prometheus (every host scraped, deploy/prometheus rules): {url}")
+            lab.fib.wait([h.name for h in lab.hosts])
             print_status(lab)
         elif args.action == "down":
             lab.down()

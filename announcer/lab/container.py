@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from .lab import BIN, Lab, _render, render_with_announcer
+from .lab import Lab
 from .topology import LAB_BGP_SECRET, VIP_V4, VIP_V6
+from .workspace import BIN, render_template, render_with_announcer
 
 __all__ = ["main"]
 
@@ -19,7 +20,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     name = (argv or sys.argv[1:])[0]
     hosts = int(os.environ.get("LAB_HOSTS", "3"))
-    lab = Lab(Path("/run"), hosts=hosts)
+    lab = Lab(Path("/run/lab"), hosts=hosts)
     host = lab.host(name)
     d = Path("/run/lab") / name
     (d / "tmp").mkdir(parents=True, exist_ok=True)
@@ -27,17 +28,16 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["ip", "addr", "replace", vip, "dev", "lo"], check=True)
     listen = {"listen_v4": "0.0.0.0:80", "listen_v6": "[::]:80"}
     if host.kind == "nginx":
-        (d / "nginx.conf").write_text(_render("nginx-lb.conf", dir=d, name=name, **listen))
+        (d / "nginx.conf").write_text(render_template("nginx-lb.conf", dir=d, name=name, **listen))
         subprocess.Popen(["nginx", "-c", str(d / "nginx.conf")])
     else:
-        (d / "backends.conf").write_text(_render("nginx-backends.conf", dir=d, name=name))
-        (d / "haproxy.cfg").write_text(_render("haproxy.cfg", dir=d, **listen))
+        (d / "backends.conf").write_text(render_template("nginx-backends.conf", dir=d, name=name))
+        (d / "haproxy.cfg").write_text(render_template("haproxy.cfg", dir=d, **listen))
         subprocess.Popen(["nginx", "-c", str(d / "backends.conf")])
         subprocess.Popen(["haproxy", "-db", "-f", str(d / "haproxy.cfg")])
-    lab.workdir = Path("/run/lab")
     (d / "bgp-secret").write_text(LAB_BGP_SECRET + "\n")
-    (d / "announcer.yaml").write_text(yaml.safe_dump(lab.plugin_config(host), sort_keys=False))
-    bfdd = lab.bfdd_dir(name)
+    (d / "announcer.yaml").write_text(yaml.safe_dump(lab.announcers.config(host), sort_keys=False))
+    bfdd = lab.announcers.bfdd_dir(name)
     bfdd.mkdir(exist_ok=True)
     (bfdd / "bfdd.conf").write_text(render_with_announcer("bfd-config", d / "announcer.yaml"))
     subprocess.Popen(

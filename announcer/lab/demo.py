@@ -34,7 +34,7 @@ class Narrator:
 
 
 def _names(lab: Lab, prefix: str, router: str) -> list[str]:
-    hops = lab.fib(prefix, router)
+    hops = lab.fib.next_hops(prefix, router)
     return [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
 
 
@@ -66,11 +66,12 @@ ALERT = "AnnouncerVipWithdrawn"
 
 def _follow_alert(lab: Lab, n: Narrator, host: str, states: tuple[str, ...]) -> None:
     """Show the lab Prometheus's alert for `host` moving through `states` (resolved: gone)."""
+    assert lab.prometheus is not None
     started = time.monotonic()
     seen = ""
     deadline = started + 30
     while time.monotonic() < deadline:
-        current = lab.alert_states(ALERT, instance=host, vip=VIP_V4)
+        current = lab.prometheus.alert_states(ALERT, instance=host, vip=VIP_V4)
         state = "firing" if "firing" in current else "pending" if current else "resolved"
         if state != seen:
             seen = state
@@ -97,23 +98,23 @@ def run_demo(lab: Lab) -> int:
         names = [h.name for h in lab.hosts]
         for host in lab.hosts:
             n.say(f"{host.name}: {host.kind:<7} AS{host.asn}  {host.v4}  {host.v6}")
-        waited = lab.wait_fib(names)
-        lab.wait_fib(names, VIP_V6)
+        waited = lab.fib.wait(names)
+        lab.fib.wait(names, VIP_V6)
         n.say(f"every host announced {VIP_V4} and {VIP_V6} within {waited:.2f}s")
         for router in ROUTERS:
             n.say(
-                f"{router.name}: {lab.sessions_up(router.name)} BGP sessions (TCP MD5), "
-                f"{sum(s == 'up' for s in lab.bfd_peers(router.name).values())} BFD sessions up"
+                f"{router.name}: {lab.frr.sessions_up(router.name)} BGP sessions (TCP MD5), "
+                f"{sum(s == 'up' for s in lab.frr.bfd_peers(router.name).values())} BFD sessions up"
             )
         _show_fib(lab, n)
         if lab.prometheus:
-            n.say(f"Prometheus scrapes every host: {lab.prometheus_url} (alerts: /alerts)")
+            n.say(f"Prometheus scrapes every host: {lab.prometheus.url} (alerts: /alerts)")
 
         n.step("Client traffic: a new connection per request, spread by the router's ECMP")
-        _spread(lab.client_requests(90), n)
+        _spread(lab.clients.requests(90), n)
 
         traffic_log = lab.workdir / "client-traffic.jsonl"
-        background = lab.start_client(
+        background = lab.clients.start(
             "http://192.0.2.10/", count=400, interval_s=0.05, log=traffic_log
         )
         n.say("background traffic: 20 requests/s until the end of the demo")
@@ -122,9 +123,9 @@ def run_demo(lab: Lab) -> int:
         victim = lab.hosts[0].name
         n.step(f"Failure: stopping nginx on {victim}")
         stopped = time.monotonic()
-        lab.stop_service(victim)
+        lab.services.stop(victim)
         rest = [name for name in names if name != victim]
-        lab.wait_fib(rest)
+        lab.fib.wait(rest)
         failover = time.monotonic() - stopped
         n.say(f"both routers dropped {victim} {failover:.3f}s after nginx stopped")
         _show_fib(lab, n)
@@ -134,8 +135,8 @@ def run_demo(lab: Lab) -> int:
 
         n.step(f"Recovery: starting nginx on {victim}")
         started = time.monotonic()
-        lab.start_service(victim)
-        lab.wait_fib(names)
+        lab.services.start(victim)
+        lab.fib.wait(names)
         recovery = time.monotonic() - started
         n.say(f"{victim} back in the FIB after {recovery:.3f}s (rise 3 checks)")
         time.sleep(1.0)
@@ -144,28 +145,28 @@ def run_demo(lab: Lab) -> int:
             _follow_alert(lab, n, victim, ("resolved",))
 
         dead = lab.hosts[-1].name
-        lab.wait_bfd()
+        lab.frr.wait_bfd()
         n.step(f"Host death: every process of {dead} frozen, its cable cut at the switch")
         died = time.monotonic()
-        lab.kill_host(dead, True)
-        lab.wait_fib([name for name in names if name != dead], timeout=10)
+        lab.net.kill_host(dead, True)
+        lab.fib.wait([name for name in names if name != dead], timeout=10)
         death = time.monotonic() - died
         n.say(f"BFD took {dead} out of both routers' FIBs {death:.3f}s after it died")
         n.say("(it could not withdraw anything: without BFD, the hold timer would take 3 s)")
         _show_fib(lab, n)
         summary["host death -> both FIBs (BFD)"] = f"{death:.3f}s"
-        lab.kill_host(dead, False)
-        lab.wait_fib(names)
+        lab.net.kill_host(dead, False)
+        lab.fib.wait(names)
         n.say(f"{dead} thawed and reconnected: back in both FIBs")
 
         drained = lab.hosts[1].name
         n.step(f"Drain: `announcer drain` on {drained} (operator maintenance)")
-        n.say(lab.announcer(drained, "drain", "--reason", "demo maintenance").strip())
-        lab.wait_fib([name for name in names if name != drained])
+        n.say(lab.announcers.cli(drained, "drain", "--reason", "demo maintenance").strip())
+        lab.fib.wait([name for name in names if name != drained])
         n.say(f"{drained} left the FIB; its nginx keeps running")
         _show_fib(lab, n)
-        n.say(lab.announcer(drained, "undrain").strip())
-        lab.wait_fib(names)
+        n.say(lab.announcers.cli(drained, "undrain").strip())
+        lab.fib.wait(names)
         n.say(f"{drained} is back")
         _show_fib(lab, n)
 

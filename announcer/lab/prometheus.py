@@ -15,14 +15,13 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from .netns import LabError
-
-if TYPE_CHECKING:
-    from .lab import Lab
+from .topology import LbHost
+from .workspace import Workspace
 
 __all__ = [
     "FOR_SCALE",
@@ -30,7 +29,7 @@ __all__ = [
     "PROMETHEUS_V4",
     "ROOT_PORT",
     "ROOT_PORT_V4",
-    "PrometheusMixin",
+    "Prometheus",
     "lab_rules",
 ]
 
@@ -67,18 +66,22 @@ def lab_rules() -> dict[str, Any]:
     return rules
 
 
-class PrometheusMixin:
-    """What `Lab` does with its Prometheus."""
+class Prometheus:
+    """The lab's Prometheus, and what it says (targets, alerts)."""
+
+    def __init__(self, space: Workspace, hosts: list[LbHost]) -> None:
+        self._space = space
+        self._hosts = hosts
 
     @property
-    def prometheus_url(self) -> str:
+    def url(self) -> str:
         return f"http://{PROMETHEUS_V4}:{PROMETHEUS_PORT}"
 
-    def _start_prometheus(self: Lab) -> None:  # type: ignore[misc]
+    def start(self) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise LabError("prometheus not found: run scripts/setup.sh")
-        d = self.dir(PROMETHEUS)
+        d = self._space.dir(PROMETHEUS)
         (d / "alerts.yml").write_text(yaml.safe_dump(lab_rules(), sort_keys=False))
         config = {
             "global": {
@@ -92,7 +95,7 @@ class PrometheusMixin:
                     "job_name": "announcer",
                     "static_configs": [
                         {"targets": [f"{h.v4}:9180"], "labels": {"instance": h.name}}
-                        for h in self.hosts
+                        for h in self._hosts
                     ],
                 }
             ],
@@ -105,22 +108,22 @@ class PrometheusMixin:
             f"--web.listen-address={PROMETHEUS_V4}:{PROMETHEUS_PORT}",
             "--storage.tsdb.retention.time=1d",
         ]
-        self.start_process(PROMETHEUS, argv, d / "prometheus.log")
+        self._space.start_process(PROMETHEUS, argv, d / "prometheus.log")
         deadline = time.monotonic() + 30
-        while not self._prometheus_ready():
+        while not self._ready():
             if time.monotonic() > deadline:
                 raise LabError(f"Prometheus did not start: see {d / 'prometheus.log'}")
             time.sleep(0.2)
 
-    def _prometheus_ready(self) -> bool:
+    def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=1) as response:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
 
-    def prometheus_api(self, path: str, **params: str) -> Any:
-        url = f"{self.prometheus_url}/api/v1/{path}"
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -131,7 +134,7 @@ class PrometheusMixin:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every pending or firing alert: labels (alertname, instance, vip...) and state."""
-        return list(self.prometheus_api("alerts")["alerts"])
+        return list(self.api("alerts")["alerts"])
 
     def alert_states(self, name: str, **labels: str) -> set[str]:
         """The states (pending, firing) of alert `name` whose labels include these."""
@@ -143,5 +146,5 @@ class PrometheusMixin:
         }
 
     def targets_up(self) -> dict[str, bool]:
-        targets = self.prometheus_api("targets")["activeTargets"]
+        targets = self.api("targets")["activeTargets"]
         return {t["labels"]["instance"]: t["health"] == "up" for t in targets}

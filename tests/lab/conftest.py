@@ -62,8 +62,8 @@ def lab_factory() -> Iterator[Callable[..., Lab]]:
 @pytest.fixture
 def lab(lab_factory) -> Lab:
     lab = lab_factory()
-    lab.wait_fib(ALL)
-    lab.wait_fib(ALL, VIP6)
+    lab.fib.wait(ALL)
+    lab.fib.wait(ALL, VIP6)
     return lab
 
 

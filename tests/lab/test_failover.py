@@ -14,140 +14,144 @@ from .conftest import ALL, VIP6
 def fib_samples(lab: Lab, seconds: float, prefix: str = "192.0.2.10/32") -> list[set[str]]:
     samples, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
-        samples.append(set(lab.fib(prefix)))
+        samples.append(set(lab.fib.next_hops(prefix)))
         time.sleep(0.05)
     return samples
 
 
 def test_cold_start_healthy_hosts_only(lab_factory):
     lab = lab_factory(failing_at_start=frozenset({"lb2"}))
-    lab.wait_fib(["lb1", "lb3"])
-    lab.wait_fib(["lb1", "lb3"], VIP6)
+    lab.fib.wait(["lb1", "lb3"])
+    lab.fib.wait(["lb1", "lb3"], VIP6)
     unhealthy = lab.host("lb2").v4
     assert all(unhealthy not in hops for hops in fib_samples(lab, 3.0))
-    lab.set_health_failing("lb2", False)
-    lab.wait_fib(ALL)
+    lab.services.set_health_failing("lb2", False)
+    lab.fib.wait(ALL)
 
 
 def test_nginx_stopped_and_started(lab):
-    lab.stop_service("lb1")
-    lab.wait_fib(["lb2", "lb3"])
-    lab.wait_fib(["lb2", "lb3"], VIP6)
-    lab.start_service("lb1")
-    lab.wait_fib(ALL)
-    lab.wait_fib(ALL, VIP6)
+    lab.services.stop("lb1")
+    lab.fib.wait(["lb2", "lb3"])
+    lab.fib.wait(["lb2", "lb3"], VIP6)
+    lab.services.start("lb1")
+    lab.fib.wait(ALL)
+    lab.fib.wait(ALL, VIP6)
 
 
 def test_nginx_killed(lab):
-    lab.stop_service("lb2", signal.SIGKILL)
-    lab.wait_fib(["lb1", "lb3"])
+    lab.services.stop("lb2", signal.SIGKILL)
+    lab.fib.wait(["lb1", "lb3"])
 
 
 def test_haproxy_with_every_backend_down(lab):
-    lab.stop_backends("lb3")
-    lab.wait_fib(["lb1", "lb2"])
-    lab.start_backends("lb3")
-    lab.wait_fib(ALL)
+    lab.services.stop_backends("lb3")
+    lab.fib.wait(["lb1", "lb2"])
+    lab.services.start_backends("lb3")
+    lab.fib.wait(ALL)
 
 
 def test_haproxy_stopped(lab):
-    lab.stop_service("lb3")
-    lab.wait_fib(["lb1", "lb2"])
+    lab.services.stop("lb3")
+    lab.fib.wait(["lb1", "lb2"])
 
 
 def test_health_endpoint_answering_500(lab):
-    lab.set_health_failing("lb2", True)
-    lab.wait_fib(["lb1", "lb3"])
-    lab.set_health_failing("lb2", False)
-    lab.wait_fib(ALL)
+    lab.services.set_health_failing("lb2", True)
+    lab.fib.wait(["lb1", "lb3"])
+    lab.services.set_health_failing("lb2", False)
+    lab.fib.wait(ALL)
 
 
 def test_a_hung_load_balancer(lab):
     """SIGSTOPped nginx still completes TCP handshakes (the kernel does) but never answers."""
-    lab.freeze_service("lb1", True)
+    lab.services.freeze("lb1", True)
     try:
-        lab.wait_fib(["lb2", "lb3"])
+        lab.fib.wait(["lb2", "lb3"])
     finally:
-        lab.freeze_service("lb1", False)
-    lab.wait_fib(ALL)
+        lab.services.freeze("lb1", False)
+    lab.fib.wait(ALL)
 
 
 def test_plugin_sigkill_is_respawned_and_keeps_the_route(lab):
-    (old,) = lab.plugin_pids("lb1")
+    (old,) = lab.announcers.plugin_pids("lb1")
     import os
 
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [p for p in lab.plugin_pids("lb1") if p != old]:
+    while time.monotonic() < deadline and not [
+        p for p in lab.announcers.plugin_pids("lb1") if p != old
+    ]:
         time.sleep(0.1)
-    assert [p for p in lab.plugin_pids("lb1") if p != old], "ExaBGP did not respawn the plugin"
-    lab.wait_fib(ALL)
+    assert [p for p in lab.announcers.plugin_pids("lb1") if p != old], (
+        "ExaBGP did not respawn the plugin"
+    )
+    lab.fib.wait(ALL)
     # the new instance is in charge: a failure is still withdrawn
-    lab.stop_service("lb1")
-    lab.wait_fib(["lb2", "lb3"])
+    lab.services.stop("lb1")
+    lab.fib.wait(["lb2", "lb3"])
 
 
 def test_plugin_sigterm_withdraws(lab):
     import os
 
-    (pid,) = lab.plugin_pids("lb2")
+    (pid,) = lab.announcers.plugin_pids("lb2")
     os.kill(pid, signal.SIGTERM)
-    lab.wait_fib(["lb1", "lb3"], timeout=5)
+    lab.fib.wait(["lb1", "lb3"], timeout=5)
     # ExaBGP starts a new plugin, which announces again once its checks pass
-    lab.wait_fib(ALL)
+    lab.fib.wait(ALL)
 
 
 def test_exabgp_stopped(lab):
-    lab.stop_exabgp("lb1")
-    lab.wait_fib(["lb2", "lb3"])
-    lab.wait_fib(["lb2", "lb3"], VIP6)
-    lab.start_exabgp("lb1")
-    lab.wait_fib(ALL)
+    lab.announcers.stop_exabgp("lb1")
+    lab.fib.wait(["lb2", "lb3"])
+    lab.fib.wait(["lb2", "lb3"], VIP6)
+    lab.announcers.start_exabgp("lb1")
+    lab.fib.wait(ALL)
 
 
 def test_exabgp_frozen_is_removed_after_the_hold_time(lab):
-    pid = lab.exabgp_pid("lb3")
+    pid = lab.announcers.exabgp_pid("lb3")
     assert pid is not None
     import os
 
     os.kill(pid, signal.SIGSTOP)
     try:
-        waited = lab.wait_fib(["lb1", "lb2"], timeout=15)
+        waited = lab.fib.wait(["lb1", "lb2"], timeout=15)
     finally:
         os.kill(pid, signal.SIGCONT)
     assert waited >= 1.0  # a silent host is noticed by the hold timer (3 s), not at once
-    lab.wait_fib(ALL)
+    lab.fib.wait(ALL)
 
 
 def test_frr_restarted_routes_come_back(lab):
-    lab.stop_frr()
-    assert lab.fib() == {}
-    lab.start_frr()
-    lab.wait_fib(ALL)
-    lab.wait_fib(ALL, VIP6)
+    lab.frr.stop()
+    assert lab.fib.next_hops() == {}
+    lab.frr.start()
+    lab.fib.wait(ALL)
+    lab.fib.wait(ALL, VIP6)
 
 
 def test_drain_and_undrain_through_the_cli(lab):
-    out = lab.announcer("lb2", "drain", "--reason", "maintenance", "--wait")
+    out = lab.announcers.cli("lb2", "drain", "--reason", "maintenance", "--wait")
     assert "withdrawn: 192.0.2.10/32" in out
-    assert lab.host("lb2").v4 not in lab.bgp_paths()  # --wait returned after the withdraw
-    lab.wait_fib(["lb1", "lb3"])
-    lab.wait_fib(["lb1", "lb3"], VIP6)
-    assert "maintenance" in lab.announcer("lb2", "status")
-    lab.announcer("lb2", "undrain")
-    lab.wait_fib(ALL)
+    assert lab.host("lb2").v4 not in lab.frr.bgp_paths()  # --wait returned after the withdraw
+    lab.fib.wait(["lb1", "lb3"])
+    lab.fib.wait(["lb1", "lb3"], VIP6)
+    assert "maintenance" in lab.announcers.cli("lb2", "status")
+    lab.announcers.cli("lb2", "undrain")
+    lab.fib.wait(ALL)
 
 
 def test_drain_file(lab):
-    lab.drain_file("lb1").touch()
-    lab.wait_fib(["lb2", "lb3"])
-    lab.drain_file("lb1").unlink()
-    lab.wait_fib(ALL)
+    lab.announcers.drain_file("lb1").touch()
+    lab.fib.wait(["lb2", "lb3"])
+    lab.announcers.drain_file("lb1").unlink()
+    lab.fib.wait(ALL)
 
 
 def test_steady_traffic_all_succeeds_and_spreads(lab):
     for url in ("http://192.0.2.10/", "http://[2001:db8:100::10]/"):
-        results = lab.client_requests(150, url=url)
+        results = lab.clients.requests(150, url=url)
         failed = [r for r in results if not r["ok"]]
         assert len(results) == 150 and not failed, failed[:5]
         served = collections.Counter(r["server"].split("-")[0] for r in results)
@@ -155,8 +159,8 @@ def test_steady_traffic_all_succeeds_and_spreads(lab):
 
 
 def test_traffic_moves_away_from_a_failed_host(lab):
-    lab.stop_service("lb1")
-    lab.wait_fib(["lb2", "lb3"])
-    results = lab.client_requests(60)
+    lab.services.stop("lb1")
+    lab.fib.wait(["lb2", "lb3"])
+    results = lab.clients.requests(60)
     assert all(r["ok"] for r in results)
     assert "lb1" not in {r["server"] for r in results}

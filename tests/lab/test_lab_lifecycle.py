@@ -25,7 +25,7 @@ def test_refuses_to_clobber_a_running_lab(lab):
             other.up()
     finally:
         shutil.rmtree(other.workdir, ignore_errors=True)
-    assert set(lab.fib()) == lab.host_addresses(ALL)  # the running lab is untouched
+    assert set(lab.fib.next_hops()) == lab.fib.addresses(ALL)  # the running lab is untouched
 
 
 @pytest.mark.usefixtures("lab_factory")  # its checks (root, tools) apply; the demo builds a lab

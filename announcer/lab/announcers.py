@@ -1,0 +1,166 @@
+"""The announcing side of each LB host: the plugin's configuration, ExaBGP (which runs the
+plugin), the host's bfdd, and the plugin's CLI inside the host."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .netns import alive, netns_exec
+from .routers import frr_argv
+from .topology import ROUTER_AS, ROUTERS, VIP_V4, VIP_V6, LbHost
+from .workspace import BIN, Workspace, render_with_announcer, stop_daemon, wait_until
+
+__all__ = ["Announcers"]
+
+PluginOverrides = Callable[[LbHost, dict[str, Any]], None]
+
+
+class Announcers:
+    def __init__(
+        self,
+        space: Workspace,
+        bfd: bool,
+        bfd_gate: bool,
+        plugin_overrides: PluginOverrides | None,
+        exabgp_config: Callable[[LbHost, Path], str] | None,
+    ) -> None:
+        self._space = space
+        self._bfd = bfd
+        self._bfd_gate = bfd_gate
+        self._plugin_overrides = plugin_overrides
+        # another announcer inside ExaBGP (the benchmark's bundled healthcheck): its exabgp.conf
+        self._exabgp_config = exabgp_config
+
+    def bfdd_dir(self, host: str) -> Path:
+        return self._space.dir(host) / "bfdd"
+
+    def config(self, host: LbHost) -> dict[str, Any]:
+        """The plugin's configuration on this host."""
+        d = self._space.dir(host.name)
+        neighbors: list[dict[str, Any]] = []
+        for router in ROUTERS:
+            for address, local in ((router.v4, None), (router.v6, host.v6)):
+                neighbor: dict[str, Any] = {
+                    "address": address,
+                    "peer_as": ROUTER_AS,
+                    "hold_time": 3,
+                    "password_file": str(d / "bgp-secret"),
+                }
+                if local is not None:
+                    neighbor["local_address"] = local
+                if self._bfd:
+                    neighbor["bfd"] = {"interval": "100ms", "multiplier": 3, "gate": self._bfd_gate}
+                neighbors.append(neighbor)
+        check = {"interval": "1s", "timeout": "250ms"}
+        config: dict[str, Any] = {
+            "bgp": {"local_as": host.asn, "router_id": host.v4, "neighbors": neighbors},
+            "checks": {
+                "web": {"http": {"url": "http://127.0.0.1/health", "expect_body": "ok"}, **check}
+            },
+            "vips": [
+                {"prefix": VIP_V4, "checks": ["web", "lb"]},
+                {"prefix": VIP_V6, "checks": ["web", "lb"]},
+            ],
+            "drain": {"file": str(d / "drain"), "gshut_period": "2s"},
+            # Prometheus scrapes every host from its own namespace: the API listens on all
+            # addresses, so POSTs need the token (the lab's CLI calls pass it)
+            "api": {"listen": "0.0.0.0:9180", "token_file": str(d / "api-token")},
+            "bfdd": {
+                "vty_socket": str(self.bfdd_dir(host.name)),
+                "control_socket": str(self.bfdd_dir(host.name) / "bfdd.sock"),
+                "poll_interval": "1s",
+            },
+        }
+        if host.kind == "nginx":
+            config["checks"]["lb"] = {"nginx": {"url": "http://127.0.0.1/nginx_status"}, **check}
+        else:
+            config["checks"]["lb"] = {
+                "haproxy": {
+                    "socket": str(d / "haproxy.sock"),
+                    "frontend": "www",
+                    "backend": "web",
+                    "min_up": 1,
+                },
+                **check,
+            }
+        if self._plugin_overrides is not None:
+            self._plugin_overrides(host, config)
+        return config
+
+    def install(self, host: LbHost) -> None:
+        """The plugin's config, exabgp.conf (`announcer exabgp-config`), bfdd's
+        (`announcer bfd-config`); then bfdd and ExaBGP."""
+        d = self._space.dir(host.name)
+        (d / "announcer.yaml").write_text(yaml.safe_dump(self.config(host), sort_keys=False))
+        if self._exabgp_config is not None:
+            (d / "exabgp.conf").write_text(self._exabgp_config(host, d))
+        else:
+            rendered = render_with_announcer("exabgp-config", d / "announcer.yaml")
+            (d / "exabgp.conf").write_text(rendered)
+        if self._bfd:
+            bfdd = self.bfdd_dir(host.name)
+            bfdd.mkdir()
+            rendered = render_with_announcer("bfd-config", d / "announcer.yaml")
+            (bfdd / "bfdd.conf").write_text(rendered)
+            shutil.chown(bfdd, "frr", "frr")
+            shutil.chown(bfdd / "bfdd.conf", "frr", "frr")
+            self.start_bfdd(host.name)
+        self.start_exabgp(host.name)
+
+    def start_bfdd(self, name: str) -> None:
+        d = self.bfdd_dir(name)
+        self._space.start_process(name, frr_argv("bfdd", d), d / "bfdd.out")
+        wait_until(lambda: (d / "bfdd.vty").exists(), 10, f"{name}: bfdd did not start")
+
+    def stop_bfdd(self, name: str, signum: int = signal.SIGKILL) -> None:
+        stop_daemon(self.bfdd_dir(name), "bfdd", signum)
+
+    def start_exabgp(self, name: str) -> None:
+        d = self._space.dir(name)
+        env = {
+            "exabgp.api.cli": "false",
+            "exabgp.api.ack": "true",
+            "exabgp.daemon.user": getpass.getuser(),
+            "exabgp.daemon.daemonize": "false",
+            "exabgp.log.destination": "stdout",
+            "exabgp.log.level": "INFO",
+            # the lab's tests may make a plugin task fail on purpose (SIGUSR2)
+            "ANNOUNCER_FAULT_HOOK": "1",
+        }
+        argv = [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")]
+        self._space.start_process(name, argv, d / "exabgp.log", env)
+
+    def exabgp_pid(self, name: str) -> int | None:
+        pids = self._space.pids(name, "exabgp", "server")
+        return pids[0] if pids else None
+
+    def stop_exabgp(self, name: str, signum: int = signal.SIGTERM) -> None:
+        pid = self.exabgp_pid(name)
+        if pid is not None:
+            os.kill(pid, signum)
+            wait_until(lambda: not alive(pid), 10, f"{name}: ExaBGP did not stop")
+
+    def plugin_pids(self, name: str) -> list[int]:
+        return self._space.pids(name, "announcer", "run", "-c")
+
+    def drain_file(self, name: str) -> Path:
+        return self._space.dir(name) / "drain"
+
+    def cli(self, name: str, *args: str, check: bool = True) -> str:
+        """Run the announcer CLI inside a host, with the host's API token."""
+        return netns_exec(
+            name,
+            str(BIN / "announcer"),
+            *args,
+            *("--api", "http://127.0.0.1:9180"),
+            *("--token-file", str(self._space.dir(name) / "api-token")),
+            check=check,
+        )
