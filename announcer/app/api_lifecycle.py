@@ -17,9 +17,10 @@ from typing import Any
 from ..api.context import ApiState
 from ..api.listener import ConnectionGuard, bind_api_socket, connection_limit, starting_protocol
 from ..config import ApiConfig
+from ..core import Health, State
 from ..logs import get_logger
 
-__all__ = ["ApiLifecycle"]
+__all__ = ["ApiLifecycle", "decided", "start_progress"]
 
 log = get_logger("app")
 # an API connection quiet this long is closed (Prometheus reconnects for its next scrape)
@@ -33,13 +34,11 @@ class ApiLifecycle:
         self,
         config: ApiConfig,
         state: ApiState,
-        progress: Callable[[], dict[str, Any]],
-        decided: Callable[[], bool],
+        snapshot: Callable[[], State],
     ) -> None:
         self._config = config
         self._state = state
-        self._progress = progress
-        self._decided = decided
+        self._snapshot = snapshot
         self._socket: socket.socket | None = None
         self._early: asyncio.Server | None = None
         self._cleanup: Callable[[], Awaitable[None]] | None = None
@@ -59,14 +58,14 @@ class ApiLifecycle:
             )
             return
         self._early = await asyncio.get_running_loop().create_server(
-            starting_protocol(self._progress), sock=self._socket
+            starting_protocol(lambda: start_progress(self._snapshot())), sock=self._socket
         )
 
     async def serve_once_settled(self, reserved: int) -> None:
         """The API proper, once every VIP is decided (or after API_AFTER_S). `reserved`:
         descriptors the connection limit leaves to the probes, watchers and pipes."""
         deadline = time.monotonic() + API_AFTER_S
-        while time.monotonic() < deadline and not self._decided():
+        while time.monotonic() < deadline and not decided(self._snapshot()):
             await asyncio.sleep(0.05)
         await self._serve(reserved)
 
@@ -110,3 +109,24 @@ class ApiLifecycle:
             self._early.close()
         if self._socket is not None:
             self._socket.close()
+
+
+def decided(state: State) -> bool:
+    """Every check has a verdict and every VIP a decision (a guarded VIP waits for the
+    host's addresses)."""
+    return all(
+        record.state.health is not Health.UNKNOWN for record in state.checks.values()
+    ) and all(vip.prefix in state.desired for vip in state.spec.vips)
+
+
+def start_progress(state: State) -> dict[str, Any]:
+    """What `503 starting` tells a caller: how far start-up is."""
+    checks = [n for n, r in state.checks.items() if r.state.health is Health.UNKNOWN]
+    vips = [vip.prefix for vip in state.spec.vips if vip.prefix not in state.desired]
+    return {
+        "pending": {
+            "checks_without_verdict": len(checks),
+            "vips_undecided": len(vips),
+            "first": (checks + vips)[:10],
+        }
+    }

@@ -23,14 +23,10 @@ from ..config import Config
 from ..core import (
     Addresses,
     BfdPeers,
-    DrainFile,
-    Health,
     Neighbor,
     NeighborState,
     ProbeDone,
     RestoreDrains,
-    RibReported,
-    Tick,
     Transition,
     initial_state,
 )
@@ -50,17 +46,15 @@ from .checks import RunningChecks, used_checks
 from .drain_store import DrainStore
 from .owner import EffectHandlers, StateOwner
 from .reload import Prepared, prepare
+from .rib import ask_adj_rib_out
 from .shutdown import drain_before_stop, withdraw_everything
+from .ticker import tick_forever
 from .watchdog import Watchdog
 
 __all__ = ["Plugin", "run_plugin"]
 
 log = get_logger("app")
-TICK_S = 0.25
 ADDRESS_DUMP_TIMEOUT_S = 5.0
-# a `show adj-rib out` that went unanswered is asked again, backing off to this
-RIB_RETRY_FIRST_S = 0.5
-RIB_RETRY_MAX_S = 30.0
 # ANNOUNCER_FAULT_HOOK=1 lets tests make a task fail on purpose (SIGUSR2): the supervision
 # path must then withdraw everything. Off unless that variable is set.
 FAULT_HOOK_ENV = "ANNOUNCER_FAULT_HOOK"
@@ -141,7 +135,7 @@ class Plugin:
         self.api_state.posts_allowed = posts_allowed
         self.api_state.drain_state = self._drain_state
         self.api_state.reload = self.reload
-        self.api = ApiLifecycle(config.api, self.api_state, self._start_progress, self._decided)
+        self.api = ApiLifecycle(config.api, self.api_state, lambda: self.owner.state)
         self._reload_lock = asyncio.Lock()
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
@@ -182,7 +176,7 @@ class Plugin:
 
     def _restate(self) -> None:
         self.reconciler.restate()
-        self._spawn(self._ask_rib(), "adj-rib-out")
+        self._spawn(ask_adj_rib_out(self.session, self.owner.post), "adj-rib-out")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, object], name: str) -> None:
         """A short side job; its failure is logged, it never takes the plugin down."""
@@ -196,18 +190,6 @@ class Plugin:
             log.error(
                 "side task failed", extra={"task": task.get_name()}, exc_info=task.exception()
             )
-
-    async def _ask_rib(self) -> None:
-        """Ask ExaBGP what it holds; the reducer withdraws whatever this config does not want."""
-        delay = RIB_RETRY_FIRST_S
-        while (held := await self.session.adj_rib_out()) is None:
-            if not self.session.expect_acks:
-                log.warning("without acks ExaBGP's adj-rib-out cannot be read; stale routes stay")
-                return
-            log.warning("cannot read ExaBGP's adj-rib-out; asking again", extra={"in_s": delay})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RIB_RETRY_MAX_S)
-        self.owner.post(RibReported(held))
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -266,23 +248,6 @@ class Plugin:
         self._spawn(self.reload(), "reload")
 
     # ---------------------------------------------------------------- tasks
-    async def _tick(self) -> None:
-        """Time for the reducer, the drain file, and the loop's own lag (a stall of ours)."""
-        expected = time.monotonic()
-        while True:
-            now = time.monotonic()
-            self.metrics.observe_loop_lag(max(0.0, now - expected))
-            drain_file = self.config.drain.file
-            if drain_file is not None:
-                present = os.path.exists(drain_file)
-                if present != (self.owner.state.drain_file is not None):
-                    self.owner.post(
-                        DrainFile(present, f"drain file {drain_file} exists", time.time())
-                    )
-            self.owner.post(Tick())
-            expected = time.monotonic() + TICK_S
-            await asyncio.sleep(TICK_S)
-
     async def _read_exabgp(self) -> None:
         await self.session.read_forever()
         raise _Finished(f"ExaBGP: {self.session.close_reason}")
@@ -301,7 +266,7 @@ class Plugin:
         self._group.create_task(self.address_watcher.run(), name="addresses")
         self._group.create_task(self.addresses.run(), name="address-keeper")
         self._group.create_task(self.reconciler.run(), name="reconciler")
-        self._spawn(self._ask_rib(), "adj-rib-out")
+        self._spawn(ask_adj_rib_out(self.session, self.owner.post), "adj-rib-out")
         used = used_checks(self.config)
         probes = {name: build_or_broken(name, self.config.checks[name]) for name in used}
         self.checks.start(self._group, self.config, probes)
@@ -342,26 +307,6 @@ class Plugin:
         except TimeoutError:
             log.error("cannot read the host's addresses; guarded VIPs stay withdrawn")
 
-    def _start_progress(self) -> dict[str, Any]:
-        state = self.owner.state
-        checks = [n for n, r in state.checks.items() if r.state.health is Health.UNKNOWN]
-        vips = [vip.prefix for vip in state.spec.vips if vip.prefix not in state.desired]
-        return {
-            "pending": {
-                "checks_without_verdict": len(checks),
-                "vips_undecided": len(vips),
-                "first": (checks + vips)[:10],
-            }
-        }
-
-    def _decided(self) -> bool:
-        """Every check has a verdict and every VIP a decision (a guarded VIP waits for the
-        host's addresses)."""
-        state = self.owner.state
-        return all(
-            record.state.health is not Health.UNKNOWN for record in state.checks.values()
-        ) and all(vip.prefix in state.desired for vip in state.spec.vips)
-
     async def run(self) -> int:
         """Run until stopped; return the exit status."""
         status = 0
@@ -371,7 +316,13 @@ class Plugin:
                 self._group = group
                 group.create_task(self._read_exabgp(), name="exabgp-reader")
                 group.create_task(self.owner.run(), name="state")
-                group.create_task(self._tick(), name="tick")
+                ticks = tick_forever(
+                    lambda: self.config,
+                    lambda: self.owner.state,
+                    self.owner.post,
+                    self.metrics.observe_loop_lag,
+                )
+                group.create_task(ticks, name="tick")
                 group.create_task(self._startup(), name="startup")
                 group.create_task(self._wait_for_stop(), name="stop")
                 group.create_task(self.bfd.run(), name="bfd")
