@@ -59,36 +59,31 @@ async def withdraw_everything(
     reason: str,
 ) -> None:
     """Withdraw everything this plugin may have announced. Never raises."""
-    try:
-        await _withdraw(owner, reconciler, session, configured, reason)
-    except Exception:
-        log.critical("could not withdraw on shutdown", exc_info=True)
-
-
-async def _withdraw(
-    owner: StateOwner,
-    reconciler: Reconciler,
-    session: ExabgpSession,
-    configured: set[str],
-    reason: str,
-) -> None:
     if session.closed.is_set():
         log.info("ExaBGP is gone; its routes went with it", extra={"reason": session.close_reason})
         return
-    prefixes = set(configured)
     try:
-        state = owner.apply(Stop(reason), time.monotonic())
-        prefixes |= set(state.desired) | state.retired
-    except Exception:  # a broken reducer must not stop the withdraw of what we know
-        log.critical("the reducer failed at stop; withdrawing the configured VIPs", exc_info=True)
-    # the task group cancelled the reader: acks need a reader again
-    reader = asyncio.get_running_loop().create_task(session.read_forever())
-    try:
-        unconfirmed = await reconciler.withdraw_all(sorted(prefixes), SHUTDOWN_WITHDRAW_TIMEOUT_S)
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(reader, return_exceptions=True)
+        prefixes = set(configured)
+        try:
+            state = owner.apply(Stop(reason), time.monotonic())
+            prefixes |= set(state.desired) | state.retired
+        except Exception:  # a broken reducer must not stop the withdraw of what we know
+            log.critical(
+                "the reducer failed at stop; withdrawing the configured VIPs", exc_info=True
+            )
+        # the task group cancelled the reader: acks need a reader again
+        reader = asyncio.get_running_loop().create_task(session.read_forever())
+        try:
+            unconfirmed = await reconciler.withdraw_all(
+                sorted(prefixes), SHUTDOWN_WITHDRAW_TIMEOUT_S
+            )
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(reader, return_exceptions=True)
+    except Exception:
+        log.critical("could not withdraw on shutdown", exc_info=True)
+        return
     if unconfirmed:
         log.error("withdraw not confirmed by ExaBGP", extra={"vips": unconfirmed})
     else:

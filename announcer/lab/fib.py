@@ -6,7 +6,7 @@ import ipaddress
 import time
 
 from .netns import ip_json
-from .topology import ROUTER, ROUTERS, VIP_V4, LbHost
+from .topology import ROUTER, ROUTERS, VIP_V4, LbHost, host_named
 from .workspace import wait_until
 
 __all__ = ["Fib"]
@@ -49,7 +49,7 @@ class Fib:
 
     def addresses(self, names: list[str], prefix: str = VIP_V4) -> set[str]:
         """The next hops these hosts are, in `prefix`'s family."""
-        hosts = [next(h for h in self._hosts if h.name == n) for n in names]
+        hosts = [host_named(self._hosts, n) for n in names]
         return {h.v6 if ":" in prefix else h.v4 for h in hosts}
 
     def wait(

@@ -25,7 +25,7 @@ from .network import Network
 from .prometheus import PROMETHEUS, Prometheus
 from .routers import Routers
 from .services import Services
-from .topology import LAB_BGP_SECRET, ROUTERS, SWITCH, LbHost, Router, lb_hosts
+from .topology import LAB_BGP_SECRET, ROUTERS, SWITCH, LbHost, Router, host_named, lb_hosts
 from .workspace import (
     BIN,
     FRR_BIN,
@@ -107,7 +107,7 @@ class Lab:
         return next(r for r in ROUTERS if r.name == name)
 
     def host(self, name: str) -> LbHost:
-        return next(h for h in self.hosts if h.name == name)
+        return host_named(self.hosts, name)
 
     def dir(self, namespace: str) -> Path:
         return self.space.dir(namespace)

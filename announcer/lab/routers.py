@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .netns import LabError
-from .topology import ROUTER, ROUTERS, VIP_V4, LbHost
+from .topology import ROUTER, ROUTERS, VIP_V4, LbHost, host_named
 from .workspace import FRR_BIN, Workspace, deploy_dir, stop_daemon, wait_until
 
 __all__ = ["FRR_DAEMONS", "Routers", "frr_argv"]
@@ -35,9 +35,6 @@ class Routers:
     def __init__(self, space: Workspace, hosts: list[LbHost]) -> None:
         self._space = space
         self._hosts = hosts
-
-    def _host(self, name: str) -> LbHost:
-        return next(h for h in self._hosts if h.name == name)
 
     def install(self, name: str) -> None:
         """The router's configuration (the very files deploy/lab/compose.yaml mounts: no
@@ -90,7 +87,7 @@ class Routers:
     def wait_bfd(self, names: list[str] | None = None, timeout: float = 30.0) -> None:
         """Until every router's BFD sessions with these hosts (IPv4 and IPv6) are up: only a
         session that was up and then goes down takes a host out."""
-        hosts = [self._host(n) for n in names] if names else self._hosts
+        hosts = [host_named(self._hosts, n) for n in names] if names else self._hosts
         want = {address for h in hosts for address in (h.v4, h.v6)}
         wait_until(
             lambda: all(
@@ -106,7 +103,7 @@ class Routers:
 
     def updates_received(self, name: str, ipv6: bool = False, router: str = ROUTER) -> int:
         """BGP UPDATE messages a router has received on a host's session."""
-        address = self._host(name).v6 if ipv6 else self._host(name).v4
+        address = host_named(self._hosts, name).v6 if ipv6 else host_named(self._hosts, name).v4
         neighbor = self.vtysh_json(f"show bgp neighbors {address} json", router)[address]
         return int(neighbor["messageStats"]["updatesRecv"])
 

@@ -11,7 +11,7 @@ import signal
 import socket
 
 from .netns import netns_exec
-from .topology import LbHost
+from .topology import LbHost, host_named
 from .workspace import Workspace, gone, parent_of, wait_until
 
 __all__ = ["Services"]
@@ -22,12 +22,9 @@ class Services:
         self._space = space
         self._hosts = hosts
 
-    def _host(self, name: str) -> LbHost:
-        return next(h for h in self._hosts if h.name == name)
-
     def start(self, name: str) -> None:
         """nginx (with its health endpoint) or HAProxy, the LB itself."""
-        host, d = self._host(name), self._space.dir(name)
+        host, d = host_named(self._hosts, name), self._space.dir(name)
         if host.kind == "nginx":
             # by its full path: the binary upgrade re-executes argv[0] without a PATH search
             nginx = shutil.which("nginx") or "nginx"
@@ -57,7 +54,7 @@ class Services:
         )
 
     def pids(self, name: str) -> list[int]:
-        host, d = self._host(name), self._space.dir(name)
+        host, d = host_named(self._hosts, name), self._space.dir(name)
         if host.kind == "nginx":
             return self._space.pids(name, "nginx", str(d / "nginx.conf")) + self._space.pids(
                 name, "nginx: worker"
@@ -66,7 +63,7 @@ class Services:
 
     def stop(self, name: str, signum: int = signal.SIGTERM) -> None:
         """Stop nginx/HAProxy on a host, the way a crash (SIGKILL) or a stop (SIGTERM) does."""
-        host, d = self._host(name), self._space.dir(name)
+        host, d = host_named(self._hosts, name), self._space.dir(name)
         # the master: it stops its workers (HAProxy's master-worker, nginx's master)
         masters = (
             self._space.pids(name, "nginx", "-c", str(d / "nginx.conf"))
@@ -101,7 +98,7 @@ class Services:
         # that exit while it is read (a reload under traffic looked like three masters). A
         # reloading HAProxy master rewrites the file (empty for a moment): read it again.
         pidfile = self._space.dir(name) / (
-            "nginx.pid" if self._host(name).kind == "nginx" else "haproxy.pid"
+            "nginx.pid" if host_named(self._hosts, name).kind == "nginx" else "haproxy.pid"
         )
         pid: list[int] = []
 
@@ -125,7 +122,10 @@ class Services:
         # a reload keeps the master's pid (HAProxy's re-executes itself)
         master = self.master_pid(name)
         before = self.workers(name, master)
-        os.kill(master, signal.SIGHUP if self._host(name).kind == "nginx" else signal.SIGUSR2)
+        os.kill(
+            master,
+            signal.SIGHUP if host_named(self._hosts, name).kind == "nginx" else signal.SIGUSR2,
+        )
         wait_until(lambda: bool(self.workers(name, master) - before), timeout, "no new workers")
 
     def upgrade_nginx(self, name: str, timeout: float = 10.0) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "VIP_V6",
     "LbHost",
     "Router",
+    "host_named",
     "lb_hosts",
 ]
 
@@ -121,3 +122,8 @@ def lb_hosts(count: int, haproxy_hosts: int = 1) -> list[LbHost]:
     return [
         LbHost(i, "haproxy" if i > count - haproxy_hosts else "nginx") for i in range(1, count + 1)
     ]
+
+
+def host_named(hosts: list[LbHost], name: str) -> LbHost:
+    """The host called `name` (StopIteration for a name the lab does not have)."""
+    return next(h for h in hosts if h.name == name)

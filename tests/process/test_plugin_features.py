@@ -311,21 +311,25 @@ async def test_the_benchmark_reads_its_failover_breakdown_from_the_log_fields(
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("announcer")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel: it clears the loggers' cached levels
     try:
         run = Running(base(health_server.url, unused_tcp_port), tmp_path / "c.yaml")
         first = await run.wait_for(f"announce route {VIP}")
         t0 = time.time()
         health_server.status = 500
         await run.wait_for(f"withdraw route {VIP}", after=first + 1)
-        async with asyncio.timeout(5):  # the ack, and its "routes synced" line
-            while '"withdrawn": 1' not in stream.getvalue():
-                await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(5):  # the ack, and its "routes synced" line
+                while '"withdrawn": 1' not in stream.getvalue():
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise AssertionError(stream.getvalue()) from None
         t1 = time.time() + 0.01
         await run.stop()
     finally:
         logger.removeHandler(handler)
-        logger.level = level
+        logger.setLevel(level)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     parts = breakdown_of(events, [(t0, t1)])
     assert parts["evidence"] == {"definite": 1}, events

@@ -57,24 +57,10 @@ CHECKS = ("a", "b", "c")
 RISE, FALL, TTL, GSHUT = 2, 1, 1.5, 0.8
 STALL_AFTER = 1.0  # the reducer's Policy default
 GUARDS = {A: AddressGuard.REQUIRE, D: AddressGuard.MANAGE}  # B and C: ignore
-SPEC_ONE = make_spec(
-    {A: ("a",), B: ("a", "b"), C: ("b", "c")},
-    required={B: 1},
-    rise=RISE,
-    fall=FALL,
-    ttl_s=TTL,
-    gshut_s=GSHUT,
-    guards=GUARDS,
-)
-SPEC_TWO = make_spec(  # C removed, D added; the checks themselves unchanged
-    {A: ("a",), B: ("a", "b"), D: ("c",)},
-    required={B: 1},
-    rise=RISE,
-    fall=FALL,
-    ttl_s=TTL,
-    gshut_s=GSHUT,
-    guards=GUARDS,
-)
+COMMON = {"required": {B: 1}, "rise": RISE, "fall": FALL, "ttl_s": TTL, "gshut_s": GSHUT}
+SPEC_ONE = make_spec({A: ("a",), B: ("a", "b"), C: ("b", "c")}, guards=GUARDS, **COMMON)
+# C removed, D added; the checks themselves unchanged
+SPEC_TWO = make_spec({A: ("a",), B: ("a", "b"), D: ("c",)}, guards=GUARDS, **COMMON)
 STRANGER = "192.0.2.99/32"
 
 
