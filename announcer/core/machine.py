@@ -378,6 +378,9 @@ class _Step:
         self.last_stall_s = state.last_stall_s
         # VIPs of a check whose effective health changed while deciding another VIP
         self.stale: set[str] = set()
+        # the VIPs of the current round of `decide` not decided yet (the one being decided
+        # among them): they will see a changed effective health without being marked stale
+        self._ahead: set[str] = set()
 
     # copy-on-write accessors
     def w_checks(self) -> dict[str, CheckRecord]:
@@ -496,8 +499,10 @@ class _Step:
         health = effective_health(record.state, self.now, spec.ttl_s)
         if health is not record.effective:
             self.w_checks()[name] = CheckRecord(record.state, health, record.last)
-            # every VIP of this check must see the change, not only the one being decided
-            self.stale.update(self.spec.vips_of_check.get(name, ()))
+            # every VIP of this check must see the change, not only the one being decided:
+            # those decided before it in this round are decided again
+            ahead = self._ahead
+            self.stale.update(p for p in self.spec.vips_of_check.get(name, ()) if p not in ahead)
         return health
 
     def decide(self, prefixes: Iterable[str]) -> None:
@@ -506,10 +511,13 @@ class _Step:
         spec = self.spec
         todo = {prefix for prefix in prefixes if prefix in spec.position}
         while todo:
+            self._ahead = set(todo)
             for prefix in sorted(todo, key=spec.position.__getitem__):
                 self._decide_vip(spec.by_prefix[prefix])
+                self._ahead.discard(prefix)
             # a check's health changes at most once per step (one `now`): this ends
             todo, self.stale = {p for p in self.stale if p in spec.position}, set()
+        self._ahead = set()
 
     def _decide_vip(self, vip: VipSpec) -> None:
         prefix = vip.prefix

@@ -94,3 +94,25 @@ def test_report_has_every_table_and_plot(tmp_path):
     assert "## Cold start" in text and "The health endpoint answers 500" in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000
+
+
+def test_the_many_vips_phases_are_read_from_the_log_fields():
+    """bench.many_vips: when the checks changed and when ExaBGP acknowledged each batch,
+    counted from the moment of the failure, from the plugin's JSON log lines."""
+    from bench.many_vips import phases_of
+
+    t0 = 100.0
+    events = [
+        {"ts": 100.05, "event": "check_changed", "health": "down"},
+        {"ts": 100.07, "event": "check_changed", "health": "up"},  # another direction
+        {"ts": 100.20, "event": "check_changed", "health": "down"},
+        {"ts": 100.30, "event": "routes_synced", "withdrawn": 600, "seconds": 0.2},
+        {"ts": 100.31, "event": "routes_synced", "announced": 5, "withdrawn": 0},
+        {"ts": 100.50, "event": "routes_synced", "withdrawn": 400, "seconds": 0.19},
+    ]
+    out = phases_of(events, t0, "down")
+    assert out["checks_changed"] == 2
+    assert out["first_check_s"] == pytest.approx(0.05) and out["last_check_s"] == pytest.approx(0.2)
+    assert out["batches"] == 2 and out["routes_in_batches"] == 1000
+    assert out["first_ack_s"] == pytest.approx(0.3) and out["last_ack_s"] == pytest.approx(0.5)
+    assert out["batches_routes_seconds"] == [(600, 0.2), (400, 0.19)]
