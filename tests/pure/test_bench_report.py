@@ -116,3 +116,25 @@ def test_the_many_vips_phases_are_read_from_the_log_fields():
     assert out["batches"] == 2 and out["routes_in_batches"] == 1000
     assert out["first_ack_s"] == pytest.approx(0.3) and out["last_ack_s"] == pytest.approx(0.5)
     assert out["batches_routes_seconds"] == [(600, 0.2), (400, 0.19)]
+
+
+def test_survivor_breaks_count_only_connections_open_when_the_event_was_made():
+    """bench.long_lived: a connection is a survivor if, when the event is made, its home is
+    another host; it counts as broken if it breaks within the window. One that broke and
+    has not found a new home before the event is in neither count."""
+    from bench.long_lived import breaks_in
+
+    events = [
+        {"t": 1.0, "conn": 0, "event": "home", "server": "lb1"},
+        {"t": 1.0, "conn": 1, "event": "home", "server": "lb2"},
+        {"t": 1.0, "conn": 2, "event": "home", "server": "lb3"},
+        {"t": 1.1, "conn": 3, "event": "home", "server": "lb2"},
+        {"t": 1.5, "conn": 3, "event": "break", "home": "lb2", "why": "reset"},  # before
+        {"t": 2.1, "conn": 0, "event": "break", "home": "lb1", "why": "refused"},
+        {"t": 2.2, "conn": 1, "event": "break", "home": "lb2", "why": "reset"},
+        {"t": 2.3, "conn": 1, "event": "home", "server": "lb3"},
+        {"t": 9.0, "conn": 2, "event": "break", "home": "lb3", "why": "eof"},  # after
+    ]
+    row = breaks_in(events, "nginx stopped", "lb1", 2.0, 5.0)
+    assert (row.survivors, row.survivors_broken, row.on_host, row.on_host_broken) == (2, 1, 1, 1)
+    assert row.survivor_ratio == 0.5
