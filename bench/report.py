@@ -409,6 +409,8 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
                 f"{100 * row['cpu']:.1f}% | {row['rss_mib']:.0f} MiB | "
                 f"{100 * row['exabgp_cpu']:.1f}% | {row['updates_per_min']:.0f} |"
             )
+    out += _many_vips(results.get("many_vips"))
+    out += _long_lived(results.get("long_lived"))
     jitter = results["jitter"]
     out += [
         "",
@@ -427,6 +429,75 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         out += ["", "## Plots", ""] + [f"![{name}]({img_link}/{name})" for name in plots]
     out.append("")
     return "\n".join(out)
+
+
+def _many_vips(many: dict[str, Any] | None) -> list[str]:
+    """The many-VIPs failover (bench/many_vips.py; the full run only)."""
+    if not many or not many.get("rounds"):
+        return []
+    rows = many["rounds"]
+    out = [
+        "",
+        "## Many VIPs on one host",
+        "",
+        f"Two hosts announce the same {many['vips']} VIPs (198.18.0.0/15), each VIP with its own "
+        "HTTP check at the defaults; nginx on lb1 is stopped, then started again, and r1's "
+        "kernel routes are read every few milliseconds (`python -m bench.many_vips`). The "
+        "phases come from lb1's log: when its checks changed, and each batch of commands with "
+        "the time ExaBGP took to answer it.",
+        "",
+        "| round | first VIP out | last VIP out | checks down (first-last) | batches to ExaBGP "
+        "(routes, seconds) | first VIP back | last VIP back |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, row in enumerate(rows):
+        phases = row["out"]
+        batches = ", ".join(f"{n} in {s:.2f} s" for n, s in phases["batches_routes_seconds"])
+        out.append(
+            f"| {number} | {_fmt(row['first_out_s'])} s | {_fmt(row['last_out_s'])} s | "
+            f"{_fmt(phases['first_check_s'])}-{_fmt(phases['last_check_s'])} s | {batches} | "
+            f"{_fmt(row['first_back_s'])} s | {_fmt(row['last_back_s'])} s |"
+        )
+    per_route = [s / n for row in rows for n, s in row["out"]["batches_routes_seconds"] if n >= 200]
+    if per_route:
+        out += [
+            "",
+            f"Medians: the last VIP out after {_fmt(many['last_out_median_s'])} s, back after "
+            f"{_fmt(many['last_back_median_s'])} s. ExaBGP 5.0.15 answers a batch of withdraws "
+            f"at {1000 * summary(per_route)['median']:.2f} ms per route (batches of 200 routes "
+            "or more): it runs at most 50 route changes per turn of its reactor loop and builds "
+            "and logs each one, so a thousand routes cost it a third of a second or more "
+            "whatever the plugin does.",
+        ]
+    return out
+
+
+def _long_lived(rows: list[dict[str, Any]] | None) -> list[str]:
+    """The survivor break ratio of long-lived connections (bench/long_lived.py; full run)."""
+    if not rows:
+        return []
+    out = [
+        "",
+        "## Long-lived connections through ECMP",
+        "",
+        "Three hosts, r1 hashing flows on L4; 240 kept-alive HTTP connections from the client, "
+        "each sending a request every 0.5 s (`python -m bench.long_lived`). A connection breaks "
+        "on a reset, an EOF, no answer within 1.5 s, or an answer from another host than its "
+        "own. Counted from the event until 3 s after r1's FIB settled. *Survivors* are the "
+        "connections on the hosts whose state did not change: with plain ECMP the kernel's "
+        "hash-threshold groups move a share of them whenever the set of next hops changes.",
+        "",
+        "| event | host | survivors' connections broken | share | the host's own broken |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        share = row["survivors_broken"] / row["survivors"] if row["survivors"] else 0.0
+        out.append(
+            f"| {row['event']} | {row['host']} | {row['survivors_broken']} of "
+            f"{row['survivors']} | {100 * share:.1f}% | {row['on_host_broken']} of "
+            f"{row['on_host']} |"
+        )
+    return out
 
 
 def main() -> None:

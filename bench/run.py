@@ -529,6 +529,16 @@ def main(argv: list[str] | None = None) -> int:
                     "error": "not run: one Python process per VIP (1000 processes, about 20 GB)",
                 }
             )
+    if not quick:
+        from .long_lived import bench_long_lived
+        from .many_vips import bench_many_vips
+
+        log("announcer: 1000 VIPs, nginx stopped and started")
+        results["many_vips"] = bench_many_vips(1000, 3)
+        save()
+        log("announcer: 240 long-lived connections through ECMP")
+        results["long_lived"] = [asdict(row) for row in bench_long_lived(240, 0.5)]
+        save()
     log(f"announcer: {jitter_seconds:.0f}s with a jittery health endpoint")
     results["jitter"] = bench_jitter(jitter_seconds, 3 if quick else 20)
     save()

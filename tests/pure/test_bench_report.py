@@ -65,6 +65,34 @@ RESULTS = {
         "announcer": {"rounds": [{"seconds": 1.2}, {"seconds": 1.4}, {"error": "x"}]},
         "healthcheck-tuned": {"rounds": [{"seconds": 2.0}]},
     },
+    "many_vips": {
+        "vips": 1000,
+        "last_out_median_s": 0.55,
+        "last_back_median_s": 0.8,
+        "rounds": [
+            {
+                "first_out_s": 0.14,
+                "last_out_s": 0.55,
+                "first_back_s": 0.25,
+                "last_back_s": 0.8,
+                "out": {
+                    "first_check_s": 0.05,
+                    "last_check_s": 0.26,
+                    "batches_routes_seconds": [[100, 0.05], [600, 0.21], [300, 0.12]],
+                },
+            }
+        ],
+    },
+    "long_lived": [
+        {
+            "event": "nginx stopped",
+            "host": "lb1",
+            "survivors": 160,
+            "survivors_broken": 48,
+            "on_host": 80,
+            "on_host_broken": 80,
+        }
+    ],
     "jitter": {
         "seconds": 30.0,
         "reloads": 3,
@@ -92,6 +120,9 @@ def test_report_has_every_table_and_plot(tmp_path):
     assert "| 1000 checks/s: CPU <= 8% of one core | 13.3% | NO |" in text
     assert "| no false withdrawal: 30 s of jitter and 3 nginx reloads | 0 UPDATEs | yes |" in text
     assert "## Cold start" in text and "The health endpoint answers 500" in text
+    assert "| 0 | 0.140 s | 0.550 s | 0.050-0.260 s | 100 in 0.05 s, 600 in 0.21 s" in text
+    assert "at 0.38 ms per route" in text  # (0.21/600 + 0.12/300) / 2, batches of 200 or more
+    assert "| nginx stopped | lb1 | 48 of 160 | 30.0% | 80 of 80 |" in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000
 
