@@ -388,13 +388,17 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
         "process and the curl it forks) over a steady-state window, as a share of one core; RSS "
         "is the peak sum over the tree. Updates are BGP UPDATEs the router received per minute "
         "in that window. CPU is sampled over 30 s (10 s with --quick) on a shared 2-core VM and "
-        "moves by a point or so between runs (for 1000 VIPs in the lab, 5.3% to 5.7% across "
-        "the runs made after the last change): compare systems within one run. Each HTTP check "
+        "moves by a point or two between runs (for 1000 VIPs in the lab, 3.8% to 6.8% across "
+        "four runs of the same code on one day): compare systems within one run. Each HTTP check "
         "keeps its connection alive between probes (the default), so a probe is one request and "
         "one answer on an open connection, run on the connection's callbacks with no task; a "
         "new connection per probe (`reuse_connections: false`) cost about 19% of a core for "
         "the same thousand (measured before the callbacks). The plugin reads bfdd's state over "
-        "its vty socket every 5 s, at a tenth of a millisecond each (vtysh cost about 20 ms).",
+        "its vty socket every 5 s, at a tenth of a millisecond each (vtysh cost about 20 ms). "
+        "This plugin's *all in FIB* includes its BFD sessions coming up: a router gets a host's "
+        "routes only once the host's BFD session to it is up (the gate, on by default), and a "
+        "new session comes up in a few seconds (one packet a second until up); the healthcheck "
+        "has no BFD.",
         "",
         "| system | VIPs | all in FIB | CPU | RSS | ExaBGP CPU | updates/min |",
         "|---|---|---|---|---|---|---|",
