@@ -20,6 +20,7 @@ __all__ = [
     "ip",
     "ip_json",
     "kill_namespace_processes",
+    "namespace_pids",
     "netns_exec",
     "spawn",
 ]

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 
-from .netns import ip
+from .netns import ip, namespace_pids
 from .prometheus import PROMETHEUS, PROMETHEUS_V4, ROOT_PORT, ROOT_PORT_V4
 from .topology import (
     CLIENT_PREFIXLEN_V4,
@@ -122,7 +122,7 @@ class Network:
 
     def freeze_host(self, name: str, frozen: bool) -> None:
         """SIGSTOP (or SIGCONT) every process of a host: nginx, ExaBGP, the plugin, bfdd."""
-        for pid in [int(p) for p in ip("netns", "pids", name, check=False).split()]:
+        for pid in namespace_pids(name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 

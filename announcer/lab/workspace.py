@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
-from .netns import LabError, alive, ip, netns_exec, spawn
+from .netns import LabError, alive, namespace_pids, netns_exec, spawn
 
 __all__ = [
     "BIN",
@@ -105,7 +105,7 @@ class Workspace:
     def pids(self, namespace: str, *fragments: str) -> list[int]:
         """The processes of a namespace whose command line holds every fragment."""
         pids = []
-        for pid in [int(p) for p in ip("netns", "pids", namespace, check=False).split()]:
+        for pid in namespace_pids(namespace):
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:  # gone, or exiting while read (ESRCH)
