@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -281,10 +282,40 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ask_drain(client: Any, args: argparse.Namespace) -> Any:
+    """POST the drain; with --wait-turn, ask again every second while the budget refuses it
+    (409), until --timeout. Hosts asking at the same instant are told apart by the plugin."""
+    from .api.client import ApiError
+
+    reason = args.reason or "drained from the CLI"
+    deadline = time.monotonic() + args.timeout
+    waiting = False
+    while True:
+        try:
+            return client.drain(args.vips, reason, not args.no_persist, args.force)
+        except ApiError as exc:
+            if exc.status != 409 or not isinstance(exc.answer, dict):
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(EXIT_FAILED) from None
+            refused = exc.answer.get("refused", {})
+            if args.wait_turn and time.monotonic() + 1.0 < deadline:
+                if not waiting:
+                    print("waiting for a turn: " + _refusals(refused), file=sys.stderr)
+                    waiting = True
+                time.sleep(1.0)
+                continue
+            print("error: drain refused: " + _refusals(refused), file=sys.stderr)
+            print("(--wait-turn waits for the budget; --force drains anyway)", file=sys.stderr)
+            raise SystemExit(EXIT_FAILED) from None
+
+
+def _refusals(refused: dict[str, str]) -> str:
+    return "; ".join(f"{vip}: {why}" for vip, why in refused.items())
+
+
 def cmd_drain(args: argparse.Namespace) -> int:
     client = _client(args)
-    reason = args.reason or "drained from the CLI"
-    result = _call(client.drain, args.vips, reason, not args.no_persist)
+    result = _ask_drain(client, args)
     print("drained: " + ", ".join(result["drained"]))
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
@@ -297,6 +328,40 @@ def cmd_drain(args: argparse.Namespace) -> int:
             )
             return EXIT_FAILED
         print("withdrawn: " + ", ".join(result["drained"]))
+    return EXIT_OK
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    document = _call(_client(args).fleet)
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    if not document.get("enabled"):
+        print(f"fleet view off: {document.get('why')}")
+        return EXIT_OK
+    print(f"this host: {document['host']}  (tag {document['community']})")
+    for peer, router in document["routers"].items():
+        views = ", ".join(f"{family}: {view}" for family, view in router["view"].items())
+        print(f"router {peer}: {views}")
+    wanted = set(args.vips)
+    for vip in document["vips"]:
+        if wanted and vip["prefix"] not in wanted:
+            continue
+        serving = vip["others_serving"]
+        print(
+            f"\n{vip['prefix']}  this host: {vip['reason']}; others serving normally: "
+            f"{'unknown' if serving is None else serving}"
+            f"  (min_serving {vip['min_serving'] or '-'}, "
+            f"drain_min_serving {vip['drain_min_serving'] or '-'})"
+        )
+        for peer, seen in vip["routers"].items():
+            if seen["view"] != "known":
+                print(f"  {peer:<18} unknown: {seen['view']}")
+                continue
+            hosts = ", ".join(
+                f"{h['host']}{' (self)' if h['self'] else ''} {h['mark']}" for h in seen["hosts"]
+            )
+            print(f"  {peer:<18} {hosts or 'nobody'}")
     return EXIT_OK
 
 
@@ -365,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("status", cmd_status, "show the running plugin's state"),
+        ("fleet", cmd_fleet, "show who announces each VIP, as the routers report it"),
         ("drain", cmd_drain, "drain VIPs (all when none given)"),
         ("undrain", cmd_undrain, "undrain VIPs (all when none given)"),
         ("reload", cmd_reload, "reload the running plugin's configuration file"),
@@ -373,9 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         with_config(p, required=False)
         p.add_argument("--api", help=f"API base URL (default: from the config, or {DEFAULT_API})")
         p.add_argument("--token-file", help="bearer token file (default: from the config)")
-        if name == "status":
+        if name in ("status", "fleet"):
             p.add_argument("--json", action="store_true")
-        elif name != "reload":
+        if name not in ("status", "reload"):
             p.add_argument("vips", nargs="*", metavar="VIP")
         if name == "drain":
             p.add_argument("--reason", default="")
@@ -383,8 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "--wait", action="store_true", help="return once every drained VIP is withdrawn"
             )
             p.add_argument(
-                "--timeout", type=float, default=120.0, help="how long --wait waits (seconds)"
+                "--timeout",
+                type=float,
+                default=120.0,
+                help="how long --wait and --wait-turn wait (seconds)",
             )
+            p.add_argument(
+                "--wait-turn",
+                action="store_true",
+                help="while the drain budget refuses the drain, ask again until it allows it",
+            )
+            p.add_argument("--force", action="store_true", help="drain even past the drain budget")
             p.add_argument(
                 "--no-persist",
                 action="store_true",

@@ -19,6 +19,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -331,6 +332,69 @@ class AddressesConfig(_Strict):
     )
 
 
+_THRESHOLD = re.compile(r"([0-9]+(?:\.[0-9]+)?)%")
+
+
+def _threshold(value: object) -> int | str:
+    """N hosts (an integer >= 1) or P% of the hosts the routers show ("50%", 1-100)."""
+    if isinstance(value, bool):
+        raise ValueError('a number of hosts (1, 2...) or a percentage ("50%")')
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("a number of hosts must be at least 1")
+        return value
+    if isinstance(value, str):
+        match = _THRESHOLD.fullmatch(value.strip())
+        if match and 0 < float(match.group(1)) <= 100:
+            return value.strip()
+    raise ValueError(
+        f"{_excerpt(value)} is not a number of hosts (1, 2...) or a percentage (1-100%)"
+    )
+
+
+HostThreshold = Annotated[int | str, BeforeValidator(_threshold)]
+
+
+class VipFleetConfig(_Strict):
+    min_serving: HostThreshold | None = Field(
+        default=None,
+        description="panic below this: soft check failures keep the VIP announced while fewer "
+        "other hosts serve it normally (a count, or a percentage of the hosts announcing it)",
+    )
+    drain_min_serving: HostThreshold | None = Field(
+        default=None,
+        description="drain budget: a drain that would leave fewer other hosts serving the VIP "
+        "normally is refused (409) unless forced",
+    )
+
+
+class FleetConfig(VipFleetConfig):
+    community_asn: Asn = Field(
+        default=65534,
+        description="the global administrator of the large community each host tags its "
+        "paths with (ASN:host:mark); the same on every host of a fleet",
+    )
+    settle: Duration = Field(
+        default=0.3,
+        gt=0,
+        le=10,
+        description="how long a host shows a soft failure or a drain request before it acts, "
+        "so hosts acting at the same instant see each other (longer than the routers take to "
+        "pass an update on)",
+    )
+    panic_exit: Duration = Field(
+        default=3.0,
+        ge=0,
+        description="enough other hosts serve normally this long before a panic ends",
+    )
+    view_after: Duration = Field(
+        default=3.0,
+        gt=0,
+        description="a router's paths are taken as complete this long after its session came "
+        "up (or at its End-of-RIB)",
+    )
+
+
 class VipConfig(_Strict):
     prefix: str = Field(description="a /32 or /128 (a subnet only with allow_subnet)")
     checks: list[str] = Field(min_length=1, description="names of checks under `checks:`")
@@ -359,6 +423,10 @@ class VipConfig(_Strict):
     )
     address: AddressMode | None = Field(
         default=None, description="the address guard for this VIP; default: addresses.mode"
+    )
+    fleet: VipFleetConfig | None = Field(
+        default=None,
+        description="this VIP's panic threshold and drain budget (default: the fleet: section's)",
     )
     weight: WeightConfig | None = Field(
         default=None,
@@ -557,6 +625,11 @@ class Config(_Strict):
         description="the VIP address guard: is the VIP on this host at all?",
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
+    fleet: FleetConfig | None = Field(
+        default=None,
+        description="the fleet view from the routers (ADD-PATH), panic threshold and drain "
+        "budget; off without it",
+    )
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
     bfdd: BfddConfig = Field(
         default_factory=BfddConfig,
@@ -682,6 +755,10 @@ def cross_check(config: Config) -> Iterator[ConfigIssue]:
                 )
         if vip.as_path_prepend and config.bgp is None:
             yield ConfigIssue(f"{where}.as_path_prepend", "needs the bgp: section (its local_as)")
+        if vip.fleet is not None and config.fleet is None:
+            yield ConfigIssue(f"{where}.fleet", "needs the top-level fleet: section")
+    if config.fleet is not None and config.bgp is None:
+        yield ConfigIssue("fleet", "needs the bgp: section (its router_id names this host)")
     drain_check = config.drain.connections_check
     if drain_check is not None:
         check = config.checks.get(drain_check)

@@ -22,8 +22,10 @@ from .config import (
     DampeningConfig,
     DrainConfig,
     ExabgpConfig,
+    FleetConfig,
     NeighborConfig,
     VipConfig,
+    VipFleetConfig,
     WeightConfig,
 )
 from .durations import format_duration
@@ -42,8 +44,10 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     *((f"checks.NAME.{name}", model) for name, model in PROBE_TYPES.items()),
     ("vips[]", VipConfig),
     ("vips[].weight", WeightConfig),
+    ("vips[].fleet", VipFleetConfig),
     ("drain", DrainConfig),
     ("dampening", DampeningConfig),
+    ("fleet", FleetConfig),
     ("api", ApiConfig),
     ("exabgp", ExabgpConfig),
     ("bfdd", BfddConfig),

@@ -8,15 +8,19 @@ from .core import (
     CheckSpec,
     DampeningPolicy,
     DrainTiming,
+    FleetSpec,
     Policy,
     Route,
     Spec,
+    Threshold,
+    VipFleet,
     VipSpec,
     WeightSpec,
     base_route,
 )
+from .core.fleet import host_id
 
-__all__ = ["check_spec", "route_for", "spec_from_config", "vip_spec"]
+__all__ = ["check_spec", "fleet_spec", "route_for", "spec_from_config", "threshold", "vip_spec"]
 
 
 def check_spec(check: CheckConfig) -> CheckSpec:
@@ -45,7 +49,46 @@ def route_for(vip: VipConfig, local_as: int | None) -> Route:
     )
 
 
-def vip_spec(vip: VipConfig, local_as: int | None, address: str = "ignore") -> VipSpec:
+def threshold(value: int | str | None) -> Threshold | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Threshold(percent=float(value.rstrip("%")))
+    return Threshold(count=value)
+
+
+def vip_fleet(config: Config, vip: VipConfig) -> VipFleet:
+    """The VIP's own thresholds, else the fleet: section's."""
+    if config.fleet is None:
+        return VipFleet()
+    own = vip.fleet
+    min_serving = own.min_serving if own and own.min_serving is not None else None
+    drain = own.drain_min_serving if own and own.drain_min_serving is not None else None
+    return VipFleet(
+        threshold(min_serving if min_serving is not None else config.fleet.min_serving),
+        threshold(drain if drain is not None else config.fleet.drain_min_serving),
+    )
+
+
+def fleet_spec(config: Config) -> FleetSpec | None:
+    fleet = config.fleet
+    if fleet is None or config.bgp is None:
+        return None
+    return FleetSpec(
+        host_id=host_id(config.bgp.router_id),
+        community_asn=fleet.community_asn,
+        settle_s=fleet.settle,
+        panic_exit_s=fleet.panic_exit,
+        view_after_s=fleet.view_after,
+    )
+
+
+def vip_spec(
+    vip: VipConfig,
+    local_as: int | None,
+    address: str = "ignore",
+    fleet: VipFleet | None = None,
+) -> VipSpec:
     weight = None
     if vip.weight is not None:
         weight = WeightSpec(
@@ -61,6 +104,7 @@ def vip_spec(vip: VipConfig, local_as: int | None, address: str = "ignore") -> V
         route=route_for(vip, local_as),
         weight=weight,
         address=AddressGuard(address),
+        fleet=fleet or VipFleet(),
     )
 
 
@@ -78,7 +122,10 @@ def spec_from_config(config: Config) -> Spec:
     )
     return Spec(
         checks={name: check_spec(check) for name, check in config.checks.items()},
-        vips=tuple(vip_spec(vip, local_as, config.address_mode(vip)) for vip in config.vips),
+        vips=tuple(
+            vip_spec(vip, local_as, config.address_mode(vip), vip_fleet(config, vip))
+            for vip in config.vips
+        ),
         policy=policy,
         neighbors=tuple(n.address for n in config.bgp.neighbors) if config.bgp else (),
         bfd_gated=frozenset(
@@ -86,4 +133,5 @@ def spec_from_config(config: Config) -> Spec:
             for n in (config.bgp.neighbors if config.bgp else ())
             if n.bfd is not None and n.bfd.gate
         ),
+        fleet=fleet_spec(config),
     )

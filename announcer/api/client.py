@@ -16,12 +16,17 @@ __all__ = ["ApiClient", "ApiError", "ApiStarting"]
 class ApiError(AnnouncerError):
     """The API could not be reached, or refused the request; the message says which."""
 
+    def __init__(self, message: str, status: int | None = None, answer: Any = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refusal (None: not reached)
+        self.answer = answer  # its JSON body, when it had one
+
 
 class ApiStarting(ApiError):
     """The plugin has just started and made no decisions yet (its API answers 503)."""
 
     def __init__(self, message: str, progress: dict[str, Any]) -> None:
-        super().__init__(message)
+        super().__init__(message, 503, progress)
         self.progress = progress
 
 
@@ -55,14 +60,15 @@ class ApiClient:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read(64 * 1024).decode(errors="replace")
-            if exc.code == 503:
-                try:
-                    answer = json.loads(detail)
-                except ValueError:
-                    answer = None
-                if isinstance(answer, dict) and answer.get("starting"):
-                    raise ApiStarting("the plugin is starting", answer) from None
-            raise ApiError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+            try:
+                answer = json.loads(detail)
+            except ValueError:
+                answer = None
+            if exc.code == 503 and isinstance(answer, dict) and answer.get("starting"):
+                raise ApiStarting("the plugin is starting", answer) from None
+            raise ApiError(
+                f"{method} {path}: HTTP {exc.code}: {detail}", exc.code, answer
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(f"cannot reach the announcer API at {self.base_url}: {reason}") from None
@@ -70,8 +76,11 @@ class ApiClient:
     def status(self) -> Any:
         return self._request("GET", "/v1/status")
 
-    def drain(self, vips: list[str], reason: str, persist: bool = True) -> Any:
-        body = {"vips": vips or None, "reason": reason, "persist": persist}
+    def fleet(self) -> Any:
+        return self._request("GET", "/v1/fleet")
+
+    def drain(self, vips: list[str], reason: str, persist: bool = True, force: bool = False) -> Any:
+        body = {"vips": vips or None, "reason": reason, "persist": persist, "force": force}
         return self._request("POST", "/v1/drain", body)
 
     def wait_drained(self, vips: list[str], timeout_s: float) -> list[str]:

@@ -6,9 +6,11 @@ loads the web server, which it does only once the checks run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core import DrainAnswered
 from .listener import ConnectionGuard
 from .metrics import Metrics
 from .sources import AckSource, BfdSource, StateSource
@@ -37,3 +39,17 @@ class ApiState:
         # drain.state_file: where, whether the drains in force are written there, and why not
         self.drain_state: Callable[[], dict[str, Any] | None] = lambda: None
         self.guard: ConnectionGuard | None = None
+        # drain requests waiting for the reducer's answer (`DrainAnswered`), by request number
+        self.drain_answers: dict[int, asyncio.Future[DrainAnswered]] = {}
+        self._requests = 0
+
+    def drain_request(self) -> tuple[int, asyncio.Future[DrainAnswered]]:
+        self._requests += 1
+        future: asyncio.Future[DrainAnswered] = asyncio.get_running_loop().create_future()
+        self.drain_answers[self._requests] = future
+        return self._requests, future
+
+    def answer_drain(self, effect: DrainAnswered) -> None:
+        future = self.drain_answers.pop(effect.request, None)
+        if future is not None and not future.done():
+            future.set_result(effect)

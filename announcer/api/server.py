@@ -1,7 +1,9 @@
-"""HTTP API (aiohttp): /metrics, /healthz, /v1/status, POST /v1/drain and /v1/undrain."""
+"""HTTP API (aiohttp): /metrics, /healthz, /v1/status, /v1/fleet, POST /v1/drain, /v1/undrain
+and /v1/reload."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -15,12 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..core import Drain, Undrain
 from ..logs import get_logger
 from .context import ApiState
+from .fleet import fleet_document
 from .status import status_document
 
 __all__ = ["ApiState", "DrainBody", "build_app"]
 
 log = get_logger("api")
 MAX_BODY_BYTES = 64 * 1024
+ANSWER_MARGIN_S = 5.0
 STALL_AFTER_S = 5.0
 
 
@@ -30,6 +34,8 @@ class DrainBody(BaseModel):
     vips: list[str] | None = Field(default=None, max_length=10000)
     reason: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
     persist: bool = True
+    # a drain past the VIPs' budget (fleet.drain_min_serving); undrain ignores it
+    force: bool = False
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)
@@ -73,6 +79,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2)
 
 
+async def fleet(request: web.Request) -> web.Response:
+    document = fleet_document(request.app[STATE].owner.state)
+    return web.json_response(document, dumps=_dumps)
+
+
 async def _drain_body(request: web.Request) -> DrainBody | web.Response:
     if not request.app[STATE].posts_allowed:
         return _error(503, "changes are disabled: api.token_file is unreadable or empty")
@@ -113,15 +124,33 @@ async def drain(request: web.Request) -> web.Response:
     body = await _drain_body(request)
     if isinstance(body, web.Response):
         return body
+    state = request.app[STATE]
+    number, answered = state.drain_request()
     event = Drain(
         None if body.vips is None else tuple(body.vips),
         body.reason or "drained through the API",
         _source(request),
         time.time(),
         body.persist,
+        budget=not body.force,
+        request=number,
     )
-    state = request.app[STATE]
-    await state.owner.submit(event)  # the drains are saved (or not) when this returns
+    await state.owner.submit(event)
+    spec = state.owner.state.spec
+    # under a budget the answer comes once the other hosts' drains were seen (fleet.settle)
+    wait = (spec.fleet.settle_s if spec.fleet else 0.0) + ANSWER_MARGIN_S
+    try:
+        verdict = await asyncio.wait_for(answered, wait)
+    except TimeoutError:
+        state.drain_answers.pop(number, None)
+        return _error(503, "the drain was not answered in time; see /v1/status")
+    if not verdict.granted:
+        return _error(
+            409,
+            "drain refused: too few other hosts would serve (force to drain anyway)",
+            refused=dict(verdict.refused),
+            fleet=fleet_document(state.owner.state, [prefix for prefix, _ in verdict.refused]),
+        )
     answer: dict[str, Any] = {"drained": _targets(request, body.vips)}
     saved = state.drain_state()
     if body.persist and saved is not None:
@@ -169,6 +198,7 @@ def build_app(state: ApiState) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/fleet", fleet)
     app.router.add_post("/v1/drain", drain)
     app.router.add_post("/v1/undrain", undrain)
     app.router.add_post("/v1/reload", reload)

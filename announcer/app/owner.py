@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ..core import (
     CheckChanged,
+    DrainAnswered,
     Drained,
     Effect,
     Event,
@@ -52,6 +53,7 @@ class EffectHandlers:
         save_drains: Callable[[SaveDrains], None] | None = None,
         on_tick: Callable[[], None] | None = None,
         drained: Callable[[], None] | None = None,
+        drain_answered: Callable[[DrainAnswered], None] | None = None,
     ) -> None:
         self.on_transition = on_transition or (lambda effect: None)
         self.next_probe = next_probe or (lambda effect: None)
@@ -60,6 +62,7 @@ class EffectHandlers:
         self.save_drains = save_drains or (lambda effect: None)
         self.on_tick = on_tick or (lambda: None)
         self.drained = drained or (lambda: None)
+        self.drain_answered = drain_answered or (lambda effect: None)
 
 
 class StateOwner:
@@ -185,3 +188,5 @@ class StateOwner:
                 self._handlers.save_drains(effect)
             case Drained():
                 self._handlers.drained()
+            case DrainAnswered():
+                self._handlers.drain_answered(effect)

@@ -96,6 +96,7 @@ class Plugin:
             ack_timeout_s=config.exabgp.ack_timeout,
             on_neighbor=self._on_neighbor,
             on_line=self.metrics.observe_line,
+            on_fleet=lambda message: self.owner.post(message),
         )
         self.reconciler = Reconciler(self.session, on_commands=self.metrics.observe_command)
         self.drain_store = DrainStore(config.drain.state_file, self.metrics.observe_drains_saved)
@@ -113,6 +114,7 @@ class Plugin:
                 save_drains=self.drain_store.save,
                 on_tick=self.watchdog.ping,
                 drained=self._drained.set,
+                drain_answered=lambda effect: self.api_state.answer_drain(effect),
             ),
         )
         restored = self.drain_store.load()

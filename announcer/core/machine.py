@@ -25,6 +25,18 @@ from enum import StrEnum
 from .addresses import AddressGuard
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
+from .fleet import (
+    SOFT_REASONS,
+    AddPathNegotiated,
+    FleetCount,
+    RouterView,
+    RoutesReceived,
+    Threshold,
+    count_fleet,
+    family_of,
+    only_transient,
+    updated_view,
+)
 from .hysteresis import (
     CheckState,
     Health,
@@ -47,6 +59,7 @@ __all__ = [
     "CheckChanged",
     "CheckRecord",
     "Drain",
+    "DrainAnswered",
     "DrainEntry",
     "DrainFile",
     "Drained",
@@ -77,6 +90,9 @@ __all__ = [
 ]
 
 UNDECIDED = Decision(Verdict.UNDECIDED, Reason.WAITING_FOR_CHECKS)
+_HEALTHY = Decision(Verdict.ANNOUNCE, Reason.HEALTHY)
+_CHECKS_DOWN = Decision(Verdict.WITHDRAW, Reason.CHECKS_DOWN)
+_PANIC = Decision(Verdict.ANNOUNCE, Reason.PANIC)
 
 
 # ------------------------------------------------------------------------------------ events
@@ -112,6 +128,11 @@ class Drain:
     source: str = "api"
     wall: float = 0.0  # for people only
     persist: bool = True
+    # an operator's request under the VIPs' drain budget (`fleet.drain_min_serving`): granted
+    # or refused by `DrainAnswered(request)`. Without it (forced, the drain file, a stop) the
+    # drain starts at once.
+    budget: bool = False
+    request: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +219,8 @@ Event = (
     | RibReported
     | Addresses
     | BfdPeers
+    | RoutesReceived
+    | AddPathNegotiated
     | Stop
 )
 
@@ -260,11 +283,31 @@ class Drained:
 
 
 @dataclass(frozen=True, slots=True)
+class DrainAnswered:
+    """The answer to a `Drain` request: granted (every VIP drains) or refused (none does),
+    and for a refusal, per VIP, why."""
+
+    request: int
+    granted: bool
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SaveDrains:
     drains: tuple[tuple[str, DrainEntry], ...]  # only those to persist
 
 
-Effect = NextProbe | Log | Transition | CheckChanged | ProbeAgain | Restate | SaveDrains | Drained
+Effect = (
+    NextProbe
+    | Log
+    | Transition
+    | CheckChanged
+    | ProbeAgain
+    | Restate
+    | SaveDrains
+    | Drained
+    | DrainAnswered
+)
 
 
 # ------------------------------------------------------------------------------------- state
@@ -294,6 +337,9 @@ class DrainEntry:
     requested_at: float  # monotonic: the phases are timed from here
     persist: bool = True
     completed: bool = False  # once withdrawn, it stays withdrawn (busy connections or not)
+    # a drain under a budget: announced DRAIN_PENDING until then, then granted or dropped
+    pending_until: float | None = None
+    request: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +351,8 @@ class VipRecord:
     weight: float | None = None
     phase: DrainPhase = DrainPhase.NONE
     changed_at: float | None = None
+    soft_since: float | None = None  # the checks have failed softly since (with a fleet)
+    panic_clear_since: float | None = None  # in panic, and enough others serve since
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +374,7 @@ class State:
     # VIPs whose decision can change with time alone (drain, dampening decay, hold-down)
     timed: frozenset[str] = frozenset()
     bfd_up: frozenset[str] = frozenset()  # peers whose BFD session bfdd reports up
+    fleet: Mapping[str, RouterView] = field(default_factory=dict)  # per router: its paths
 
     @property
     def withheld(self) -> frozenset[str]:
@@ -373,6 +422,7 @@ class _Step:
         self.addresses = state.addresses
         self.neighbors = state.neighbors
         self.bfd_up = state.bfd_up
+        self.fleet = state.fleet
         self.resumed_at = state.resumed_at
         self.stalls = state.stalls
         self.last_stall_s = state.last_stall_s
@@ -426,7 +476,13 @@ class _Step:
             self.drains_changed = False
             drains = self.r_drains()
             self.effects.append(
-                SaveDrains(tuple((p, d) for p, d in sorted(drains.items()) if d.persist))
+                SaveDrains(
+                    tuple(
+                        (p, d)
+                        for p, d in sorted(drains.items())
+                        if d.persist and d.pending_until is None
+                    )
+                )
             )
 
     def end_of_event(self) -> None:
@@ -461,6 +517,7 @@ class _Step:
             last_stall_s=self.last_stall_s,
             timed=state.timed if self.timed is None else frozenset(self.timed),
             bfd_up=self.bfd_up,
+            fleet=self.fleet,
         )
         return new, tuple(self.effects)
 
@@ -477,6 +534,8 @@ class _Step:
             return DrainPhase.NONE
         if entry.completed:
             return DrainPhase.WITHDRAWN
+        if entry.pending_until is not None:
+            return DrainPhase.NONE  # not granted yet: serving as before
         return drain_phase(
             entry.requested_at, self.now, self.spec.policy.drain, self._active_connections()
         )
@@ -538,12 +597,91 @@ class _Step:
             self.stopping,
             self._address_missing(vip),
         )
+        if entry is not None and entry.pending_until is not None and decision == _HEALTHY:
+            decision = Decision(Verdict.ANNOUNCE, Reason.DRAIN_PENDING)
+        decision, soft_since, clear_since = self._fleet_guard(vip, before, decision)
         weight = self._weight(vip, before.weight)
-        self._record(prefix, before, decision, health_verdict, damp, weight, phase)
-        is_timed = entry is not None or damp.penalty > 0 or decision.reason is Reason.HOLD_DOWN
+        self._record(
+            prefix, before, decision, health_verdict, damp, weight, phase, soft_since, clear_since
+        )
+        is_timed = (
+            entry is not None
+            or damp.penalty > 0
+            or decision.reason is Reason.HOLD_DOWN
+            or decision.reason is Reason.SOFT_FAILING
+            or clear_since is not None
+        )
         if is_timed != (prefix in (self.timed if self.timed is not None else self.state.timed)):
             (self.w_timed().add if is_timed else self.w_timed().discard)(prefix)
         self._set_desired(prefix, decision, vip, weight)
+
+    # ----------------------------------------------------------------------- the fleet
+    def fleet_count(self, prefix: str, rank: bool = False) -> FleetCount | None:
+        fleet = self.spec.fleet
+        if fleet is None:
+            return None
+        return count_fleet(self.fleet, self.spec.neighbors, prefix, fleet.host_id, rank)
+
+    def _soft(self, vip: VipSpec) -> bool:
+        """Every check of the VIP that is not UP failed softly last time: the load balancer
+        answered, and its health said no (`SOFT_REASONS`)."""
+        records = self.r_checks()
+        for name in vip.checks:
+            record = records.get(name)
+            if record is None:
+                return False
+            if record.effective is Health.UP:
+                continue
+            last = record.last
+            if last is None or not (last.ok or last.reason in SOFT_REASONS):
+                return False
+        return True
+
+    def _fleet_guard(
+        self, vip: VipSpec, before: VipRecord, decision: Decision
+    ) -> tuple[Decision, float | None, float | None]:
+        """A withdraw for soft check failures, weighed against the fleet (`fleet.min_serving`):
+        first announce FAILING for `settle_s`, so that hosts failing at the same instant see
+        each other; then withdraw if enough others serve normally, else keep serving in PANIC,
+        which ends only once enough others have served for `panic_exit_s`. Anything else, or a
+        view no router gives, decides as without a fleet. Returns the decision, since when the
+        checks fail softly, and since when a panic could end."""
+        fleet, threshold = self.spec.fleet, vip.fleet.min_serving
+        if fleet is None or threshold is None or decision != _CHECKS_DOWN or not self._soft(vip):
+            return decision, None, None
+        now = self.now
+        soft_since = before.soft_since if before.soft_since is not None else now
+        count = self.fleet_count(vip.prefix)
+        was = before.decision
+        if count is None:
+            if was.reason is Reason.PANIC and only_transient(
+                self.fleet, self.spec.neighbors, family_of(vip.prefix)
+            ):
+                return _PANIC, soft_since, None  # a router restarting: hold until it is known
+            return decision, soft_since, None
+        if (
+            was.verdict is Verdict.ANNOUNCE
+            and was.reason is not Reason.PANIC
+            and now - soft_since < fleet.settle_s
+        ):
+            return Decision(Verdict.ANNOUNCE, Reason.SOFT_FAILING), soft_since, None
+        if count.normal < threshold.need(count.size):
+            if was.reason is not Reason.PANIC:
+                self.log(
+                    Level.WARNING,
+                    f"vip {vip.prefix}: checks fail softly and too few hosts serve it: "
+                    "panic, still announced",
+                    vip=vip.prefix,
+                    serving=count.normal,
+                    need=threshold.need(count.size),
+                    router=count.router,
+                )
+            return _PANIC, soft_since, None
+        if was.reason is Reason.PANIC:
+            clear = before.panic_clear_since if before.panic_clear_since is not None else now
+            if now - clear < fleet.panic_exit_s:
+                return _PANIC, soft_since, clear
+        return decision, soft_since, None
 
     def _dampen(
         self, prefix: str, before: VipRecord, verdict: Verdict
@@ -595,6 +733,8 @@ class _Step:
         damp: Dampening,
         weight: float | None,
         phase: DrainPhase,
+        soft_since: float | None = None,
+        panic_clear_since: float | None = None,
     ) -> None:
         """Store the VIP's new record; a changed decision is a `Transition`."""
         now = self.now
@@ -606,6 +746,8 @@ class _Step:
             weight=weight,
             phase=phase,
             changed_at=before.changed_at,
+            soft_since=soft_since,
+            panic_clear_since=panic_clear_since,
         )
         if phase is DrainPhase.WITHDRAWN and before.phase is not DrainPhase.WITHDRAWN:
             self.drain_progressed = True
@@ -640,7 +782,9 @@ class _Step:
     ) -> None:
         desired = self.desired if self.desired is not None else self.state.desired
         if decision.verdict is Verdict.ANNOUNCE:
-            route = build_route(vip, decision.reason, 1.0 if weight is None else weight)
+            route = build_route(
+                vip, decision.reason, 1.0 if weight is None else weight, self.spec.fleet
+            )
             if desired.get(prefix, ...) != route:
                 self.w_desired()[prefix] = route
         elif decision.verdict is Verdict.WITHDRAW:
@@ -736,13 +880,25 @@ def _on_probe(s: _Step, event: ProbeDone) -> None:
             evidence=str(evidence),
         )
     affected: set[str] = set()
-    if _effective_changed(s, event.check):
+    if _effective_changed(s, event.check) or (
+        s.spec.fleet is not None and _softness_changed(record.last, last)
+    ):
         affected.update(s.spec.vips_of_check.get(event.check, ()))
     affected.update(s.spec.weighted_by.get(event.check, ()))
     if event.check == s.spec.policy.connections_check and (s.r_drains() or s.drain_file):
         affected.update(s.spec.by_prefix)
     if affected:
         s.decide(affected)
+
+
+def _softness_changed(before: LastProbe | None, after: LastProbe) -> bool:
+    """A failing check's failure changed kind (soft to hard or back): with a fleet, that
+    changes whether its VIPs may panic."""
+
+    def soft(last: LastProbe | None) -> bool:
+        return last is not None and (last.ok or last.reason in SOFT_REASONS)
+
+    return soft(before) != soft(after)
 
 
 def _effective_changed(s: _Step, name: str) -> bool:
@@ -753,6 +909,9 @@ def _effective_changed(s: _Step, name: str) -> bool:
 
 def _on_tick(s: _Step) -> None:
     due: set[str] = set(s.state.timed)
+    if s.spec.fleet is not None:
+        due.update(_complete_views(s))
+        _settle_drains(s)
     if s.drain_file is not None:
         due.update(s.spec.by_prefix)
     # every check's TTL, four times a second: the loop is _effective_changed, inlined
@@ -769,26 +928,197 @@ def _targets(s: _Step, vips: tuple[str, ...] | None) -> list[str]:
     return [vip.prefix for vip in s.spec.vips] if vips is None else list(vips)
 
 
+def _budgets(s: _Step, targets: Iterable[str]) -> dict[str, Threshold]:
+    """The targets whose drain a budget limits and whose fleet view is known."""
+    if s.spec.fleet is None:
+        return {}
+    budgets = {}
+    for prefix in targets:
+        threshold = s.spec.by_prefix[prefix].fleet.drain_min_serving
+        known = threshold is not None and s.fleet_count(prefix) is not None
+        if known and threshold is not None and prefix not in s.r_drains():
+            budgets[prefix] = threshold
+    return budgets
+
+
+def _over_budget(
+    s: _Step, budgets: Mapping[str, Threshold], rank: bool
+) -> tuple[tuple[str, str], ...]:
+    """The VIPs this host's drain would leave with too few hosts serving, and why."""
+    refused = []
+    for prefix, threshold in budgets.items():
+        count = s.fleet_count(prefix, rank)
+        if count is None:
+            continue  # the view went away meanwhile: as without a fleet
+        need = threshold.need(count.size)
+        if count.normal < need:
+            ahead = f", {count.leaving} drain(s) ahead of this host's" if count.leaving else ""
+            refused.append(
+                (
+                    prefix,
+                    f"{count.normal} other host(s) serve it on {count.router}{ahead}; "
+                    f"the budget keeps {need} ({threshold})",
+                )
+            )
+    return tuple(refused)
+
+
 def _on_drain(s: _Step, event: Drain) -> None:
     targets = [p for p in _targets(s, event.vips) if p in s.spec.by_prefix]
+    budgets = _budgets(s, targets) if event.budget else {}
+    refused = _over_budget(s, budgets, rank=False)
+    if refused:
+        s.log(
+            Level.WARNING,
+            "drain refused: too few hosts would serve",
+            vips=targets,
+            refused=[prefix for prefix, _ in refused],
+            source=event.source,
+        )
+        s.effects.append(DrainAnswered(event.request, False, refused))
+        return
     drains = s.w_drains()
+    pending_until = s.now + s.spec.fleet.settle_s if budgets and s.spec.fleet else None
     for prefix in targets:
         if prefix not in drains:
             drains[prefix] = DrainEntry(
-                event.reason, event.source, event.wall, s.now, event.persist
+                event.reason,
+                event.source,
+                event.wall,
+                s.now,
+                event.persist,
+                pending_until=pending_until if prefix in budgets else None,
+                request=event.request,
             )
             s.drains_changed = True
-    s.log(Level.INFO, "drain", vips=targets, reason=event.reason, source=event.source)
-    s.drain_progressed = True
+    if pending_until is None:
+        s.log(Level.INFO, "drain", vips=targets, reason=event.reason, source=event.source)
+        s.effects.append(DrainAnswered(event.request, True))
+        s.drain_progressed = True
+    else:
+        # announce DRAIN_PENDING first: a host asking at the same instant sees it before
+        # either decides (`_settle_drains`)
+        s.log(Level.INFO, "drain pending: seeing who else drains", vips=targets)
     s.decide(targets)
+
+
+def _settle_drains(s: _Step) -> None:
+    """Pending drains whose wait is over: granted if the budget still holds once the other
+    hosts' pending drains that rank before this host's (a lower host id) are counted as gone,
+    else dropped. Two hosts asking at the same instant see each other's DRAIN_PENDING: the
+    lower id goes, the other backs off."""
+    drains = s.r_drains()
+    due: dict[int, list[str]] = {}
+    for prefix, entry in drains.items():
+        if entry.pending_until is not None and entry.pending_until <= s.now:
+            due.setdefault(entry.request, []).append(prefix)
+    for request, prefixes in sorted(due.items()):
+        budgets = {
+            p: t for p in prefixes if (t := s.spec.by_prefix[p].fleet.drain_min_serving) is not None
+        }
+        refused = _over_budget(s, budgets, rank=True)
+        writable = s.w_drains()
+        if refused:
+            for prefix in prefixes:
+                del writable[prefix]
+            s.log(
+                Level.WARNING,
+                "drain backed off: another host's drain came first",
+                vips=prefixes,
+                refused=[prefix for prefix, _ in refused],
+            )
+        else:
+            for prefix in prefixes:
+                writable[prefix] = replace(writable[prefix], pending_until=None, requested_at=s.now)
+            s.log(Level.INFO, "drain", vips=prefixes, source=writable[prefixes[0]].source)
+            s.drain_progressed = True
+        s.drains_changed = True
+        s.effects.append(DrainAnswered(request, not refused, refused))
+        s.decide(prefixes)
+
+
+def _fleet_vips(s: _Step) -> list[str]:
+    return [vip.prefix for vip in s.spec.vips if vip.fleet.min_serving is not None]
+
+
+def _complete_views(s: _Step) -> list[str]:
+    """Sessions up for `view_after_s` have sent their paths: their views are complete. The
+    guarded VIPs to decide again."""
+    fleet = s.spec.fleet
+    assert fleet is not None
+    changed = False
+    views = dict(s.fleet)
+    for peer, view in s.fleet.items():
+        if (
+            view.up_at is not None
+            and view.addpath
+            and not view.addpath <= view.complete
+            and s.now - view.up_at >= fleet.view_after_s
+        ):
+            views[peer] = replace(view, complete=view.complete | view.addpath)
+            changed = True
+    if not changed:
+        return []
+    s.fleet = views
+    return _fleet_vips(s)
+
+
+def _set_view(s: _Step, peer: str, view: RouterView) -> None:
+    s.fleet = {**s.fleet, peer: view}
+
+
+def _on_routes(s: _Step, event: RoutesReceived) -> None:
+    fleet = s.spec.fleet
+    if fleet is None:
+        return
+    view = s.fleet.get(event.peer)
+    if view is None or view.up_at is None:
+        return  # not from a session we know is up (a late line): nothing to hold
+    new, touched = updated_view(view, event, fleet, s.spec.by_prefix)
+    if new is view:
+        return
+    _set_view(s, event.peer, new)
+    if new.complete != view.complete:
+        s.decide(_fleet_vips(s))
+    else:
+        s.decide(p for p in touched if s.spec.by_prefix[p].fleet.min_serving is not None)
+
+
+def _on_negotiated(s: _Step, event: AddPathNegotiated) -> None:
+    if s.spec.fleet is None:
+        return
+    # the OPENs are exchanged: a new session, whose `up` follows
+    _set_view(s, event.peer, RouterView(addpath=event.families, carried=event.carried))
+    if not event.families:
+        s.log(
+            Level.WARNING,
+            f"router {event.peer} sends no ADD-PATH paths: fleet view unknown from it",
+            peer=event.peer,
+        )
+
+
+def _fleet_session(s: _Step, peer: str, state: str) -> None:
+    """A session's state, for its view: up starts the wait for its paths, down forgets them."""
+    view = s.fleet.get(peer)
+    if state == "up":
+        if view is None:
+            _set_view(s, peer, RouterView(up_at=s.now))
+        elif view.up_at is None:
+            _set_view(s, peer, replace(view, up_at=s.now))
+    elif state == "down" and view is not None:
+        _set_view(s, peer, RouterView())
+        s.decide(_fleet_vips(s))
 
 
 def _on_undrain(s: _Step, event: Undrain) -> None:
     targets = _targets(s, event.vips)
     drains = s.w_drains()
     for prefix in targets:
-        if drains.pop(prefix, None) is not None:
+        entry = drains.pop(prefix, None)
+        if entry is not None:
             s.drains_changed = True
+            if entry.pending_until is not None:
+                s.effects.append(DrainAnswered(entry.request, False, ((prefix, "undrained"),)))
     s.log(Level.INFO, "undrain", vips=targets, source=event.source)
     s.decide(targets)
 
@@ -856,6 +1186,8 @@ def _on_reload(s: _Step, event: Reload) -> None:
 def _on_neighbor(s: _Step, event: Neighbor) -> None:
     if s.state.neighbors.get(event.peer) != event.state:
         s.neighbors = {**s.state.neighbors, event.peer: event.state}
+    if s.spec.fleet is not None:
+        _fleet_session(s, event.peer, event.state)
     if event.state == "up":
         # a new session: make sure ExaBGP holds exactly what we want
         s.effects.append(Restate())
@@ -955,6 +1287,10 @@ def step(state: State, event: Event, now: float) -> tuple[State, tuple[Effect, .
             _on_addresses(s, event)
         case BfdPeers():
             _on_bfd(s, event)
+        case RoutesReceived():
+            _on_routes(s, event)
+        case AddPathNegotiated():
+            _on_negotiated(s, event)
         case Stop():
             _on_stop(s, event)
     return s.finish()

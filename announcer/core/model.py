@@ -31,6 +31,13 @@ class Reason(StrEnum):
     HOLD_DOWN = "hold_down"  # too soon after the last withdraw to be a preferred path again
     ADDRESS_MISSING = "address_missing"  # the VIP is not assigned to a local interface
     SHUTDOWN = "shutdown"
+    # the fleet (`fleet:`): the checks fail softly (the load balancer answers, its health says
+    # no); announced, marked, while the host sees whether enough others serve normally
+    SOFT_FAILING = "soft_failing"
+    # ...and too few do: announced (marked panic) so the fleet keeps serving, as Envoy's
+    # panic mode balances over every host when too few are healthy
+    PANIC = "panic"
+    DRAIN_PENDING = "drain_pending"  # a drain under a budget, waiting to see who else drains
 
 
 @dataclass(frozen=True, slots=True)

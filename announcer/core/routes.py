@@ -9,14 +9,29 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .drain import GRACEFUL_SHUTDOWN
+from .fleet import FleetSpec, Mark, tag
 from .model import Reason, Route
 from .spec import VipSpec
 from .weight import bandwidth_community
 
-__all__ = ["DEPREFERRED", "base_route", "build_route"]
+__all__ = ["DEPREFERRED", "base_route", "build_route", "mark_of"]
 
 # announced, but as a last-resort path only (RFC 8326: receivers set local-preference 0)
 DEPREFERRED = frozenset({Reason.DRAINING, Reason.SUPPRESSED, Reason.HOLD_DOWN})
+
+_MARKS = {
+    Reason.SOFT_FAILING: Mark.FAILING,
+    Reason.PANIC: Mark.PANIC,
+    Reason.DRAIN_PENDING: Mark.DRAIN_PENDING,
+    Reason.DRAINING: Mark.DRAINING,
+    Reason.SUPPRESSED: Mark.DEPREFERRED,
+    Reason.HOLD_DOWN: Mark.DEPREFERRED,
+}
+
+
+def mark_of(reason: Reason) -> Mark:
+    """What an announced VIP's path tells the fleet."""
+    return _MARKS.get(reason, Mark.NORMAL)
 
 
 def base_route(
@@ -46,10 +61,17 @@ def base_route(
     )
 
 
-def build_route(vip: VipSpec, reason: Reason, weight_level: float = 1.0) -> Route:
+def build_route(
+    vip: VipSpec, reason: Reason, weight_level: float = 1.0, fleet: FleetSpec | None = None
+) -> Route:
     """The route for an announced VIP: GRACEFUL_SHUTDOWN while draining or de-preferred
-    (dampening, hold-down), link bandwidth when weighted (scaled by the capacity level)."""
+    (dampening, hold-down), link bandwidth when weighted (scaled by the capacity level), and
+    with a fleet the tag that tells the other hosts who this is and how it serves."""
     route = vip.route
+    if fleet is not None:
+        route = replace(
+            route, large_communities=(*route.large_communities, tag(fleet, mark_of(reason)))
+        )
     communities = route.communities
     if reason in DEPREFERRED and GRACEFUL_SHUTDOWN not in communities:
         communities += (GRACEFUL_SHUTDOWN,)

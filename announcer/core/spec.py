@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .addresses import AddressGuard, address_present, host_address
 from .dampening import DampeningPolicy
 from .drain import DrainTiming
+from .fleet import FleetSpec, VipFleet
 from .model import Route
 
 __all__ = ["CheckSpec", "Policy", "Spec", "VipSpec", "WeightSpec"]
@@ -46,6 +47,7 @@ class VipSpec:
     weight: WeightSpec | None = None
     # the configuration's default is REQUIRE; plain specs (tests, simulations) ignore it
     address: AddressGuard = AddressGuard.IGNORE
+    fleet: VipFleet = field(default_factory=VipFleet)
     # the address of a host route, parsed once (decisions ask for it on every probe result)
     host: str | None = field(init=False, compare=False, repr=False)
 
@@ -77,6 +79,7 @@ class Spec:
     # peers that get this host's routes only while its BFD session to them is up (`bfd:` with
     # the gate on); when any is, every command names its peer
     bfd_gated: frozenset[str] = frozenset()
+    fleet: FleetSpec | None = None  # None: no fleet view, no tags (as without `fleet:`)
     # indexes, derived once per configuration
     by_prefix: Mapping[str, VipSpec] = field(init=False, compare=False, repr=False)
     position: Mapping[str, int] = field(init=False, compare=False, repr=False)

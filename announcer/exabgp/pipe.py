@@ -19,11 +19,13 @@ from typing import BinaryIO, Protocol
 from ..core import (
     BARRIER_COMMAND,
     Ack,
+    AddPathNegotiated,
     BarrierMark,
     Info,
     Malformed,
     NeighborState,
     RibRoutes,
+    RoutesReceived,
     Shutdown,
     parse_line,
 )
@@ -130,6 +132,8 @@ class StdioChannel:
 
 
 NeighborCallback = Callable[[NeighborState], None]
+# what the routers send back (their paths for the VIPs, the session's ADD-PATH): the fleet view
+FleetCallback = Callable[[RoutesReceived | AddPathNegotiated], None]
 
 
 class _Batch:
@@ -175,8 +179,10 @@ class ExabgpSession:
         ack_timeout_s: float,
         on_neighbor: NeighborCallback | None = None,
         on_line: Callable[[str, str], None] | None = None,
+        on_fleet: FleetCallback | None = None,
     ) -> None:
         self._channel = channel
+        self._on_fleet = on_fleet
         self.expect_acks = expect_acks
         self.ack_timeout_s = ack_timeout_s
         self._on_neighbor = on_neighbor
@@ -234,6 +240,10 @@ class ExabgpSession:
                     )
                     if self._on_neighbor is not None:
                         self._on_neighbor(message)
+                case RoutesReceived() | AddPathNegotiated():
+                    self._on_line("received", line)
+                    if self._on_fleet is not None:
+                        self._on_fleet(message)
                 case RibRoutes():
                     self._on_line("rib", line)
                     if self._rib is not None:

@@ -87,12 +87,29 @@ def render_exabgp_config(config: Config, plugin_command: list[str]) -> str:
             lines.append("    md5-base64 true;")
         lines.append("    family {")
         lines += [f"        {family};" for family in families]
+        lines.append("    }")
+        if config.fleet is not None:
+            # the fleet view: every path the router holds for the VIPs, with its path id
+            lines += [
+                "    capability {",
+                "        add-path receive;",
+                "    }",
+            ]
         lines += [
-            "    }",
             # graceful restart stays off: a crashed host must not keep attracting traffic
             "    api {",
             f"        processes [ {PROCESS_NAME} ];",
             "        neighbor-changes;",
+        ]
+        if config.fleet is not None:
+            lines += [
+                "        negotiated;",
+                "        receive {",
+                "            parsed;",
+                "            update;",
+                "        }",
+            ]
+        lines += [
             "    }",
             "}",
         ]

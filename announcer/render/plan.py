@@ -22,8 +22,9 @@ def render_plan(config: Config) -> str:
         required = require if isinstance(require, str) else f"at least {require}"
         out.append(f"{vip.prefix}  (checks: {', '.join(vip.checks)}; require {required})")
         try:
-            healthy = announce_command(build_route(vip, Reason.HEALTHY))
-            draining = announce_command(build_route(vip, Reason.DRAINING))
+            healthy = announce_command(build_route(vip, Reason.HEALTHY, fleet=spec.fleet))
+            draining = announce_command(build_route(vip, Reason.DRAINING, fleet=spec.fleet))
+            panic = announce_command(build_route(vip, Reason.PANIC, fleet=spec.fleet))
             withdraw = withdraw_command(vip.prefix)
         except UnsafeToken as exc:  # validation should have refused it; never a traceback
             out.append(f"  cannot be rendered: {exc}")
@@ -34,6 +35,16 @@ def render_plan(config: Config) -> str:
         out.append(f"            (for drain.gshut_period, then:) {withdraw}")
         out.append(f"  drained:  {withdraw}")
         out.append(f"  down:     {withdraw}")
+        if vip.fleet.min_serving is not None:
+            out.append(
+                f"  panic:    {panic}  (checks failing softly while fewer than "
+                f"{vip.fleet.min_serving} other hosts serve it)"
+            )
+        if vip.fleet.drain_min_serving is not None:
+            out.append(
+                f"  drains:   refused while fewer than {vip.fleet.drain_min_serving} other "
+                "hosts would serve it (unless forced)"
+            )
         if vip.weight is not None and vip.weight.from_check is not None:
             out.append(
                 f"  weight:   link bandwidth scales with {vip.weight.from_check}'s capacity "

@@ -143,6 +143,7 @@ def test_every_error_a_user_is_told_of_has_the_one_base():
         "NetlinkError": "an OSError, handled where the socket is read",
         "VtyError": "an OSError, handled where the vty is read",
         "NotPure": "tests only",
+        "_Refused": "turned into a Malformed message by the ExaBGP line parser",
     }
     import importlib
     import inspect

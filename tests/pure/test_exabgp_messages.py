@@ -57,4 +57,6 @@ def test_malformed_lines_are_reported_not_raised(line):
 
 def test_other_lines_are_information():
     assert isinstance(parse_line("exabgp 5.0.15"), Info)
-    assert isinstance(parse_line(json.dumps({"type": "update", "neighbor": {}})), Info)
+    sent = {"address": {"peer": "198.51.100.1"}, "direction": "send", "message": {}}
+    assert isinstance(parse_line(json.dumps({"type": "update", "neighbor": sent})), Info)
+    assert isinstance(parse_line(json.dumps({"type": "keepalive", "neighbor": {}})), Info)
