@@ -4,6 +4,7 @@ snapshot at scrape time, so they can never drift from what the plugin really hol
 
 from __future__ import annotations
 
+import collections
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
@@ -32,9 +33,12 @@ from ..core import (
     Decision,
     DrainPhase,
     Health,
+    Mark,
     Reason,
+    State,
     Verdict,
 )
+from ..core.fleet import carries, count_fleet, family_of, view_problem
 from .sources import AckSource, BfdSource, StateSource
 
 __all__ = ["METRIC_NAMES", "Metrics"]
@@ -75,6 +79,9 @@ METRIC_NAMES = (
     "announcer_bfd_peer_up",
     "announcer_bfdd_reachable",
     "announcer_neighbor_withheld",
+    "announcer_fleet_view_known",
+    "announcer_fleet_hosts",
+    "announcer_fleet_others_serving",
 )
 
 
@@ -249,6 +256,52 @@ class _StateCollector(Collector):
             for peer in sorted(snapshot.spec.bfd_gated):
                 withheld.add_metric([peer, "bfd_down"], 1.0 if peer in held_back else 0.0)
             yield withheld
+        if snapshot.spec.fleet is not None:
+            yield from _fleet_metrics(snapshot)
+
+
+def _fleet_metrics(snapshot: State) -> Iterator[GaugeMetricFamily]:
+    """What the routers report of the fleet: per router, whether its view is known; per VIP
+    and router, how many hosts announce it in each mark; per VIP, the fewest others serving
+    it normally on any router (absent while no router's view is known)."""
+    fleet = snapshot.spec.fleet
+    assert fleet is not None
+    known = GaugeMetricFamily(
+        "announcer_fleet_view_known",
+        "1 if this router's paths for the family are known (session up, ADD-PATH, all sent).",
+        labels=["neighbor", "family"],
+    )
+    hosts = GaugeMetricFamily(
+        "announcer_fleet_hosts",
+        "Hosts announcing the VIP as this router reports it, by mark (this host included).",
+        labels=["vip", "neighbor", "mark"],
+    )
+    serving = GaugeMetricFamily(
+        "announcer_fleet_others_serving",
+        "Other hosts serving the VIP normally, on the router where they are fewest.",
+        labels=["vip"],
+    )
+    neighbors = snapshot.spec.neighbors
+    for peer in neighbors:
+        view = snapshot.fleet.get(peer)
+        for family in ("ipv4 unicast", "ipv6 unicast"):
+            if carries(view, family):
+                known.add_metric([peer, family], 0.0 if view_problem(view, family) else 1.0)
+    for vip in snapshot.spec.vips:
+        family = family_of(vip.prefix)
+        for peer in neighbors:
+            view = snapshot.fleet.get(peer)
+            if view is None or not carries(view, family) or view_problem(view, family):
+                continue
+            marks = collections.Counter(
+                seen.mark for seen in view.paths.get(vip.prefix, {}).values()
+            )
+            for mark in Mark:
+                hosts.add_metric([vip.prefix, peer, mark.value], float(marks.get(mark, 0)))
+        count = count_fleet(snapshot.fleet, neighbors, vip.prefix, fleet.host_id)
+        if count is not None:
+            serving.add_metric([vip.prefix], float(count.normal))
+    yield from (known, hosts, serving)
 
 
 class _ProbeCollector(Collector):

@@ -7,7 +7,7 @@ the plan cannot drift from what the plugin sends.
 from __future__ import annotations
 
 from ..config import Config
-from ..core import Reason, announce_command, build_route, withdraw_command
+from ..core import Reason, Threshold, announce_command, build_route, withdraw_command
 from ..core.exabgp_commands import UnsafeToken
 from ..specs import spec_from_config
 
@@ -38,12 +38,12 @@ def render_plan(config: Config) -> str:
         if vip.fleet.min_serving is not None:
             out.append(
                 f"  panic:    {panic}  (checks failing softly while fewer than "
-                f"{vip.fleet.min_serving} other hosts serve it)"
+                f"{_hosts(vip.fleet.min_serving)} serve it)"
             )
         if vip.fleet.drain_min_serving is not None:
             out.append(
-                f"  drains:   refused while fewer than {vip.fleet.drain_min_serving} other "
-                "hosts would serve it (unless forced)"
+                f"  drains:   refused while fewer than {_hosts(vip.fleet.drain_min_serving)} "
+                "would serve it (unless forced)"
             )
         if vip.weight is not None and vip.weight.from_check is not None:
             out.append(
@@ -53,3 +53,9 @@ def render_plan(config: Config) -> str:
         out.append("  starting: nothing until the checks give a verdict (at most their ttl)")
         out.append("")
     return "\n".join(out)
+
+
+def _hosts(threshold: Threshold) -> str:
+    if threshold.percent is not None:
+        return f"{threshold} of the VIP's hosts (this one counted) other than this one"
+    return f"{threshold} other host(s)"

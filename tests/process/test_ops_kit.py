@@ -59,7 +59,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
 
     from announcer.app import Plugin
     from announcer.config import parse_config
-    from announcer.core import Neighbor
+    from announcer.core import AddPathNegotiated, Neighbor, RoutesReceived
     from tests.fakes import wait_for_api
     from tests.process.test_plugin_inprocess import MemoryChannel
 
@@ -73,12 +73,16 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
         "neighbors": [{"address": "198.51.100.1", "peer_as": 65000, "bfd": {}}],
     }
     config["bfdd"] = {"vty_socket": "/nonexistent-bfdd"}  # unreachable: still served, as 0
+    config["fleet"] = {"min_serving": 1}
     channel = MemoryChannel()
     plugin = Plugin(parse_config(config), channel)
     task = asyncio.create_task(plugin.run())
     # bfdd is unreachable: the gate holds every route back from the BFD router
     await channel.wait_for("neighbor 198.51.100.1 withdraw")
+    # the router sends its paths back: its view is known once its End-of-RIB came
+    plugin.owner.post(AddPathNegotiated("198.51.100.1", frozenset({"ipv4 unicast"})))
     plugin.owner.post(Neighbor("198.51.100.1", "up"))
+    plugin.owner.post(RoutesReceived("198.51.100.1", end_of_rib="ipv4 unicast"))
     await wait_for_api(config["api"]["listen"])
     async with ClientSession() as http, http.get(f"http://{config['api']['listen']}/metrics") as r:
         text = await r.text()

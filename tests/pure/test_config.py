@@ -251,3 +251,41 @@ def test_a_million_wrong_entries_cost_one_message_each_bounded(tmp_path):
     long = "y" * 100_000
     (issue,) = _refused(tmp_path, yaml.safe_dump(base(drain={"file": [long] * 5})))
     assert len(issue) < 300, issue
+
+
+def test_fleet_thresholds_are_a_count_or_a_percentage_and_a_vip_overrides_the_default():
+    from announcer.core import Threshold
+    from announcer.specs import spec_from_config
+
+    data = base(fleet={"min_serving": "50%", "drain_min_serving": 2})
+    data["vips"][0]["fleet"] = {"drain_min_serving": 1}
+    spec = spec_from_config(parse_config(data))
+    assert spec.vips[0].fleet.min_serving == Threshold(percent=50.0)
+    assert spec.vips[0].fleet.drain_min_serving == Threshold(count=1)
+    assert spec.fleet is not None and spec.fleet.host_id == 3325256706  # 198.51.100.2
+    assert Threshold(percent=50.0).need(3) == 2 and Threshold(percent=50.0).need(4) == 2
+    assert spec_from_config(parse_config(base())).fleet is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "a number of hosts must be at least 1"),
+        (True, "a number of hosts (1, 2...) or a percentage"),
+        ("0%", "is not a number of hosts (1, 2...) or a percentage (1-100%)"),
+        ("150%", "is not a number of hosts (1, 2...) or a percentage (1-100%)"),
+        ("half", "is not a number of hosts (1, 2...) or a percentage (1-100%)"),
+    ],
+)
+def test_a_fleet_threshold_that_is_neither_is_refused(value, message):
+    found = issues(base(fleet={"min_serving": value}))
+    assert any(i.startswith("fleet.min_serving: ") and message in i for i in found), found
+
+
+def test_a_vip_fleet_setting_needs_the_fleet_section_and_the_fleet_needs_bgp():
+    data = base()
+    data["vips"][0]["fleet"] = {"min_serving": 1}
+    assert "vips[0].fleet: needs the top-level fleet: section" in issues(data)
+    data = base(fleet={})
+    del data["bgp"]
+    assert any(i.startswith("fleet: needs the bgp: section") for i in issues(data))
