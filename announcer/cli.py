@@ -274,6 +274,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     stalls = status.get("stalls", {})
     if stalls.get("count"):
         print(f"plugin stalls: {stalls['count']} (last {stalls['last_s']}s)")
+    for peer, views in (status.get("fleet") or {}).items():
+        unknown = {family: why for family, why in views.items() if why != "known"}
+        if unknown:
+            reasons = "; ".join(f"{family}: {why}" for family, why in unknown.items())
+            print(f"fleet view from {peer} unknown ({reasons}): decided as without a fleet")
     for peer, why in (status.get("withheld") or {}).items():
         print(f"withheld from {peer}: {why} (nothing is announced to it)")
     drain_state = status.get("drain_state")

@@ -8,7 +8,20 @@ from typing import Any
 from ..core import State
 from ..core.fleet import carries, count_fleet, family_of, host_name, view_problem
 
-__all__ = ["fleet_document"]
+__all__ = ["fleet_document", "fleet_views"]
+
+
+def fleet_views(state: State) -> dict[str, dict[str, str]]:
+    """Per router, per family its session carries: "known", or why the view is not."""
+    views = {}
+    for peer in state.spec.neighbors:
+        view = state.fleet.get(peer)
+        views[peer] = {
+            family: view_problem(view, family) or "known"
+            for family in ("ipv4 unicast", "ipv6 unicast")
+            if carries(view, family)
+        }
+    return views
 
 
 def fleet_document(state: State, vips: list[str] | None = None) -> dict[str, Any]:
@@ -17,15 +30,10 @@ def fleet_document(state: State, vips: list[str] | None = None) -> dict[str, Any
     if fleet is None:
         return {"enabled": False, "why": "no fleet: section in the configuration"}
     routers: dict[str, Any] = {}
-    for peer in spec.neighbors:
+    for peer, views in fleet_views(state).items():
         view = state.fleet.get(peer)
-        problems = {
-            family: view_problem(view, family)
-            for family in ("ipv4 unicast", "ipv6 unicast")
-            if carries(view, family)
-        }
         routers[peer] = {
-            "view": {family: problem or "known" for family, problem in problems.items()},
+            "view": views,
             "add_path": None if view is None or view.addpath is None else sorted(view.addpath),
         }
     out = []

@@ -296,8 +296,10 @@ def _fleet_metrics(snapshot: State) -> Iterator[GaugeMetricFamily]:
             marks = collections.Counter(
                 seen.mark for seen in view.paths.get(vip.prefix, {}).values()
             )
+            # the marks seen, and normal always (a VIP nobody serves normally shows 0)
             for mark in Mark:
-                hosts.add_metric([vip.prefix, peer, mark.value], float(marks.get(mark, 0)))
+                if mark is Mark.NORMAL or mark in marks:
+                    hosts.add_metric([vip.prefix, peer, mark.value], float(marks.get(mark, 0)))
         count = count_fleet(snapshot.fleet, neighbors, vip.prefix, fleet.host_id)
         if count is not None:
             serving.add_metric([vip.prefix], float(count.normal))

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ..core import AddressGuard, State
+from .fleet import fleet_views
 from .metrics import ack_state
 from .sources import AckSource, BfdSource
 
@@ -87,6 +88,8 @@ def status_document(
         "bfd": None
         if bfd is None or not bfd.configured
         else {"bfdd_reachable": bfd.reachable, "via": bfd.via or None, "peers": dict(bfd.peers)},
+        # with a fleet: per router and family, whether its paths are known, or why not
+        "fleet": None if state.spec.fleet is None else fleet_views(state),
         "withdrawing": sorted(state.retired),
         "stalls": {"count": state.stalls, "last_s": round(state.last_stall_s, 3)},
         "exabgp": {"pending_commands": pending, "command_errors": reconciler.errors},
