@@ -415,6 +415,7 @@ def render(results: dict[str, Any], img: Path, img_link: str = "img") -> str:
             )
     out += _many_vips(results.get("many_vips"))
     out += _long_lived(results.get("long_lived"))
+    out += _fleet(results.get("fleet"))
     jitter = results["jitter"]
     out += [
         "",
@@ -502,6 +503,28 @@ def _long_lived(rows: list[dict[str, Any]] | None) -> list[str]:
             f"{row['on_host']} |"
         )
     return out
+
+
+def _fleet(fleet: dict[str, Any] | None) -> list[str]:
+    """The fleet-wide soft failure and the drain race (bench/fleet.py; full run)."""
+    if not fleet:
+        return []
+    from .fleet import summary as fleet_summary
+
+    hold = next(iter(fleet["unhealthy_everywhere"].values()))["hold_s"]
+    return [
+        "",
+        "## The whole fleet failing softly at once",
+        "",
+        f"Three nginx hosts; `/health` answers 500 on all three at the same moment for {hold:g} "
+        "s (nginx itself still serves), then recovers; both routers' FIBs are read every 20 ms "
+        "and the clients behind them send a request every 20 ms "
+        f"(`{fleet.get('command', 'python -m bench.fleet')}`). This plugin with "
+        "`fleet: {min_serving: 1}` keeps every host announced in panic; without `fleet:`, and "
+        "ExaBGP's healthcheck with `--withdraw-on-down`, withdraw everywhere.",
+        "",
+        *fleet_summary(fleet),
+    ]
 
 
 def main() -> None:

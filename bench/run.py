@@ -539,6 +539,11 @@ def main(argv: list[str] | None = None) -> int:
         log("announcer: 240 long-lived connections through ECMP")
         results["long_lived"] = [asdict(row) for row in bench_long_lived(240, 0.5)]
         save()
+        from .fleet import bench_fleet
+
+        results["fleet"] = bench_fleet(6, 10)
+        results["fleet"]["command"] = "python -m bench.fleet --rounds 6 --races 10"
+        save()
     log(f"announcer: {jitter_seconds:.0f}s with a jittery health endpoint")
     results["jitter"] = bench_jitter(jitter_seconds, 3 if quick else 20)
     save()

@@ -218,12 +218,19 @@ def test_every_host_failing_softly_at_once_keeps_the_vip_in_panic_then_the_recov
     assert model.announcers(ROUTERS[0]) == [0]
 
 
-def test_a_hard_failure_withdraws_even_when_nobody_else_serves():
-    model = FleetModel(3, seed=2)
+def _all_in_panic(seed: int) -> FleetModel:
+    """Three hosts whose checks all fail softly, two seconds on: every one in panic."""
+    model = FleetModel(3, seed)
     _run(model, WARM_UP_S)
     for host in model.hosts:
         host.condition = "soft"
     _run(model, 2.0)
+    assert _reasons(model) == [Reason.PANIC] * 3
+    return model
+
+
+def test_a_hard_failure_withdraws_even_when_nobody_else_serves():
+    model = _all_in_panic(seed=2)
     model.hosts[1].condition = "hard"
     _run(model, 1.0)
     assert _reasons(model) == [Reason.PANIC, Reason.CHECKS_DOWN, Reason.PANIC]
@@ -269,11 +276,7 @@ def test_two_drains_asked_at_the_same_instant_under_a_budget_of_one_the_lower_id
 
 
 def test_a_router_restart_does_not_end_a_panic():
-    model = FleetModel(3, seed=5)
-    _run(model, WARM_UP_S)
-    for host in model.hosts:
-        host.condition = "soft"
-    _run(model, 2.0)
+    model = _all_in_panic(seed=5)
     model.router_down(ROUTERS[0])
     model.router_down(ROUTERS[1])
     _run(model, 0.5)
