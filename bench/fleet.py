@@ -179,8 +179,8 @@ def summary(results: dict[str, Any]) -> list[str]:
     one = sum(1 for r in races if len(r["granted"]) == 1)
     both = sum(1 for r in races if len(r["granted"]) == 2)
     return [
-        "| announcer | rounds | VIP missing from a router's FIB, median per round | "
-        "requests failed |",
+        "| announcer | rounds | VIP missing from a router's FIB during the failure, median per "
+        "round | requests failed |",
         "|---|---|---|---|",
         *out,
         "",

@@ -521,7 +521,11 @@ def _fleet(fleet: dict[str, Any] | None) -> list[str]:
         "and the clients behind them send a request every 20 ms "
         f"(`{fleet.get('command', 'python -m bench.fleet')}`). This plugin with "
         "`fleet: {min_serving: 1}` keeps every host announced in panic; without `fleet:`, and "
-        "ExaBGP's healthcheck with `--withdraw-on-down`, withdraw everywhere.",
+        "ExaBGP's healthcheck with `--withdraw-on-down`, every host withdraws once its checks "
+        "have confirmed the failure, and the VIP stays out of every FIB until `/health` "
+        f"recovers: here the rest of the {hold:g} s, in a real outage all of it. The requests "
+        "counted are those sent during the failure (a failed one waits up to its 1 s timeout, "
+        "so fewer are sent).",
         "",
         *fleet_summary(fleet),
     ]
