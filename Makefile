@@ -1,7 +1,7 @@
 # The README's two commands are scripts/demo.sh and scripts/test.sh; these are shortcuts.
 VENV := .venv
 
-.PHONY: setup demo test pure process unit lab lint typecheck clean
+.PHONY: setup demo test pure process unit lab lint typecheck manuals clean
 
 setup:
 	./scripts/setup.sh
@@ -29,6 +29,10 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# the man page and the bash and zsh completions, from the CLI's parser, into dist/
+manuals: setup
+	$(VENV)/bin/python -m announcer.manuals dist
 
 clean:
 	-$(VENV)/bin/announcer lab down

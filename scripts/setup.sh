@@ -40,5 +40,5 @@ rm -f "$log"
 .venv/bin/python -m compileall -q announcer healthchecks >/dev/null
 .venv/bin/python - <<'PY'
 from importlib.metadata import version
-print(f"setup: ready (exabgp {version('exabgp')}, announcer {version('announcer')})")
+print(f"setup: ready (exabgp {version('exabgp')}, announcer {version('exabgp-announcer')})")
 PY
