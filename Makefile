@@ -1,7 +1,7 @@
 # The README's two commands are scripts/demo.sh and scripts/test.sh; these are shortcuts.
 VENV := .venv
 
-.PHONY: setup demo test pure process unit lab lint typecheck manuals clean
+.PHONY: setup demo test pure process unit lab package lint typecheck manuals deb clean
 
 setup:
 	./scripts/setup.sh
@@ -29,6 +29,14 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# the Debian package, dist/exabgp-announcer_VERSION-1_ARCH.deb (scripts/build-deb.sh)
+deb: setup
+	./scripts/build-deb.sh
+
+# the package installed, checked, removed and purged in a bare Debian root (root, debootstrap)
+package: setup
+	$(VENV)/bin/python -m pytest -q tests/package
 
 # the man page and the bash and zsh completions, from the CLI's parser, into dist/
 manuals: setup

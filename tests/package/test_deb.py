@@ -1,0 +1,185 @@
+"""The Debian package, installed the way an operator installs it: `make deb`'s package into a
+bare Debian 12 root (debootstrap minbase), its dependencies resolved by apt; then the command,
+the example configuration, the units, the man page and the completions; then remove and purge,
+and nothing of it is left. Needs root, debootstrap and Debian's mirror (CI has them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# building the package and a Debian root, and apt inside it: minutes, not the default minute
+pytestmark = [pytest.mark.package, pytest.mark.timeout(1200)]
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "exabgp-announcer"
+# what an operator has before installing it: python3 and systemd (its dependencies), and
+# man-db and FRR (bfdd's unit names FRR's binary) for the checks below
+PREREQUISITES = ["python3", "systemd", "man-db", "frr"]
+# files apt, dpkg, man-db, systemd-analyze and systemd-sysusers write for themselves (caches,
+# logs, the user database's backups): not the package's
+NOT_THE_PACKAGE = (
+    "/var/cache/",
+    "/var/lib/apt/",
+    "/var/lib/dpkg/",
+    "/var/log/",
+    "/tmp/",
+    "/proc/",
+    "/run/",  # volatile (systemd-analyze leaves a marker there)
+    "/etc/passwd-",
+    "/etc/group-",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/ld.so.cache",
+)
+
+
+def _mirror() -> str:
+    """The Debian mirror this machine's apt uses (so the bare root follows it)."""
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "root"
+    for tool in ("debootstrap", "dpkg-deb", "chroot"):
+        if shutil.which(tool) is None:
+            return tool
+    return None
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    built = subprocess.run(
+        [str(ROOT / "scripts" / "build-deb.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return ROOT / built.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def bare_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    missing = _missing()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the package test cannot run in CI: {missing} missing")
+        pytest.skip(f"the package test needs {missing}")
+    root = tmp_path_factory.mktemp("debian-root")
+    made = subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(root), _mirror()],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    # no daemon may start inside the root (policy-rc.d), and no /run/systemd: systemctl is not
+    # run by the maintainer scripts there, as on a host being installed
+    policy = root / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    _in(root, "apt-get", "update", "-qq")
+    _in(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PREREQUISITES)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _in(root: Path, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LC_ALL": "C.UTF-8",
+        "HOME": "/root",
+    }
+    done = subprocess.run(
+        ["chroot", str(root), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=900,
+    )
+    if check:
+        assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-2000:])
+    return done
+
+
+def _files(root: Path) -> set[str]:
+    found = set()
+    for path in root.rglob("*"):
+        name = "/" + str(path.relative_to(root))
+        if not name.startswith(NOT_THE_PACKAGE) and not path.is_dir():
+            found.add(name)
+    return found
+
+
+def test_installed_in_a_bare_debian_root_it_works_and_purge_leaves_nothing(deb, bare_root):
+    root = bare_root
+    before = _files(root)
+    shutil.copy(deb, root / "tmp" / deb.name)
+    _in(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", f"/tmp/{deb.name}")
+
+    assert _in(root, "announcer", "--version").stdout.strip() == "announcer 0.1.0"
+    # the example, with the API token it names (as an operator makes it)
+    _in(
+        root,
+        "sh",
+        "-c",
+        "head -c 24 /dev/urandom | base64 > /etc/announcer/api-token && "
+        "chgrp exabgp /etc/announcer/api-token && chmod 0640 /etc/announcer/api-token",
+    )
+    checked = _in(root, "announcer", "check", "-c", "/etc/announcer/announcer.yaml.example")
+    assert "OK" in checked.stdout
+    rendered = _in(
+        root, "announcer", "exabgp-config", "-c", "/etc/announcer/announcer.yaml.example"
+    ).stdout
+    (root / "tmp" / "exabgp.conf").write_text(rendered)
+    _in(root, "/opt/announcer/bin/exabgp", "validate", "/tmp/exabgp.conf")
+    # the units are valid and their commands exist; nothing was enabled
+    _in(
+        root,
+        "systemd-analyze",
+        "verify",
+        "/lib/systemd/system/exabgp-announcer.service",
+        "/lib/systemd/system/announcer-bfdd.service",
+    )
+    assert not list((root / "etc" / "systemd" / "system").rglob("exabgp-announcer.service"))
+    assert "exabgp:" in (root / "etc" / "passwd").read_text()
+    state = root / "var" / "lib" / "announcer"
+    assert state.is_dir() and state.stat().st_uid == _uid(root, "exabgp")
+    assert _in(root, "man", "-w", "announcer").stdout.strip().endswith("announcer.1.gz")
+    assert (root / "usr/share/bash-completion/completions/announcer").exists()
+    assert (root / "usr/share/zsh/vendor-completions/_announcer").exists()
+
+    _in(root, "rm", "/etc/announcer/api-token", "/tmp/exabgp.conf", f"/tmp/{deb.name}")
+    _in(root, "apt-get", "remove", "-y", "-qq", PACKAGE)
+    assert not (root / "opt" / "announcer" / "bin").exists()
+    assert (root / "etc/announcer/announcer.yaml.example").exists()  # a conffile stays
+    _in(root, "apt-get", "purge", "-y", "-qq", PACKAGE)
+    left = _files(root) - before
+    assert not left, sorted(left)[:20]
+    for folder in ("etc/announcer", "etc/exabgp", "opt/announcer", "var/lib/announcer"):
+        assert not (root / folder).exists(), folder
+
+
+def _uid(root: Path, user: str) -> int:
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        name, _, uid, *_ = line.split(":")
+        if name == user:
+            return int(uid)
+    raise AssertionError(f"no user {user}")
