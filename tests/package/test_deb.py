@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 # building the package and a Debian root, and apt inside it: minutes, not the default minute
 pytestmark = [pytest.mark.package, pytest.mark.timeout(1200)]
@@ -183,3 +184,73 @@ def _uid(root: Path, user: str) -> int:
         if name == user:
             return int(uid)
     raise AssertionError(f"no user {user}")
+
+
+# ------------------------------------------------------------------------- the Ansible role
+ANSIBLE = ROOT / "deploy" / "ansible"
+HOST_VARS = """
+announcer_service: false
+announcer_config:
+  bgp:
+    local_as: 65011
+    router_id: 198.51.100.11
+    neighbors:
+      - {address: 198.51.100.1, peer_as: 65000}
+  checks:
+    web:
+      http: {url: "http://127.0.0.1/health", expect_body: ok}
+  vips:
+    - {prefix: 192.0.2.10/32, checks: [web]}
+  fleet: {min_serving: 1}
+"""
+
+
+def _playbook(root: Path, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _in(
+        root,
+        "ansible-playbook",
+        "-i",
+        "/tmp/ansible/inventory.ini",
+        f"/tmp/ansible/{playbook}",
+        "-e",
+        "@/tmp/ansible/host_vars.yml",
+        *extra,
+        check=False,
+    )
+
+
+def test_the_ansible_role_installs_configures_and_refuses_a_broken_configuration(deb, bare_root):
+    """The role, run by ansible-playbook inside the bare root (local connection): it installs
+    the package, writes announcer.yaml from the variables and exabgp.conf from it, changes
+    nothing the second time, and refuses a configuration `announcer check` rejects, leaving
+    the good one in place. The rolling playbook parses."""
+    root = bare_root
+    _in(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "ansible-core")
+    shutil.copytree(ANSIBLE, root / "tmp" / "ansible", dirs_exist_ok=True)
+    (root / "tmp" / "ansible" / "inventory.ini").write_text(
+        "[announcers]\n"
+        "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
+    )
+    (root / "tmp" / "ansible" / "host_vars.yml").write_text(HOST_VARS)
+    shutil.copy(deb, root / "tmp" / deb.name)
+    deb_var = f"announcer_deb=/tmp/{deb.name}"
+
+    first = _playbook(root, "site.yml", "-e", deb_var)
+    assert first.returncode == 0, first.stdout[-3000:]
+    written = yaml.safe_load((root / "etc/announcer/announcer.yaml").read_text())
+    assert written == yaml.safe_load(HOST_VARS)["announcer_config"]
+    exabgp_conf = (root / "etc/exabgp/exabgp.conf").read_text()
+    assert "neighbor 198.51.100.1 {" in exabgp_conf and "add-path receive;" in exabgp_conf
+
+    again = _playbook(root, "site.yml", "-e", deb_var)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]
+
+    broken = _playbook(
+        root, "site.yml", "-e", deb_var, "-e", '{"announcer_config": {"vips": [{"prefix": "x"}]}}'
+    )
+    assert broken.returncode != 0
+    assert "Write announcer.yaml" in broken.stdout and "failed=1" in broken.stdout
+    assert yaml.safe_load((root / "etc/announcer/announcer.yaml").read_text()) == written
+
+    syntax = _playbook(root, "rolling.yml", "--syntax-check")
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
