@@ -7,7 +7,7 @@ import getpass
 import os
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Announcers:
         bfd_gate: bool,
         plugin_overrides: PluginOverrides | None,
         exabgp_config: Callable[[LbHost, Path], str] | None,
+        packaged: Mapping[str, Path] | None = None,
     ) -> None:
         self._space = space
         self._bfd = bfd
@@ -38,6 +39,14 @@ class Announcers:
         self._plugin_overrides = plugin_overrides
         # another announcer inside ExaBGP (the benchmark's bundled healthcheck): its exabgp.conf
         self._exabgp_config = exabgp_config
+        # hosts that run the Debian package's files (`dpkg-deb -x` of `make deb` into a
+        # folder): ExaBGP and the plugin from its environment, not the checkout's
+        self._packaged = dict(packaged or {})
+
+    def python(self, name: str) -> str | None:
+        """The packaged environment's interpreter for this host (None: the checkout's)."""
+        root = self._packaged.get(name)
+        return None if root is None else str(root / "opt" / "announcer" / "bin" / "python")
 
     def bfdd_dir(self, host: str) -> Path:
         return self._space.dir(host) / "bfdd"
@@ -100,8 +109,15 @@ class Announcers:
         (`announcer bfd-config`); then bfdd and ExaBGP."""
         d = self._space.dir(host.name)
         (d / "announcer.yaml").write_text(yaml.safe_dump(self.config(host), sort_keys=False))
+        python = self.python(host.name)
         if self._exabgp_config is not None:
             (d / "exabgp.conf").write_text(self._exabgp_config(host, d))
+        elif python is not None:
+            run = f"{python} -m announcer run -c {d / 'announcer.yaml'}"
+            rendered = render_with_announcer(
+                "exabgp-config", d / "announcer.yaml", "--plugin-command", run
+            )
+            (d / "exabgp.conf").write_text(rendered)
         else:
             rendered = render_with_announcer("exabgp-config", d / "announcer.yaml")
             (d / "exabgp.conf").write_text(rendered)
@@ -135,7 +151,9 @@ class Announcers:
             # the lab's tests may make a plugin task fail on purpose (SIGUSR2)
             "ANNOUNCER_FAULT_HOOK": "1",
         }
-        argv = [str(BIN / "exabgp"), "server", str(d / "exabgp.conf")]
+        python = self.python(name)
+        exabgp = [str(BIN / "exabgp")] if python is None else [python, "-m", "exabgp"]
+        argv = [*exabgp, "server", str(d / "exabgp.conf")]
         self._space.start_process(name, argv, d / "exabgp.log", env)
 
     def exabgp_pid(self, name: str) -> int | None:

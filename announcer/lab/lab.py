@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class Lab:
         bfd_gate: bool = True,
         unassigned: frozenset[str] = frozenset(),
         prometheus: bool = False,
+        packaged: Mapping[str, Path] | None = None,
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts, haproxy_hosts)
@@ -85,7 +86,10 @@ class Lab:
         self.services = Services(self.space, self.hosts)
         # bfd: bfdd on the hosts (the routers always run it); bfd_gate: announce to a router
         # only while BFD to it is up
-        self.announcers = Announcers(self.space, bfd, bfd_gate, plugin_overrides, exabgp_config)
+        # packaged: hosts that run an unpacked Debian package's files (host -> its folder)
+        self.announcers = Announcers(
+            self.space, bfd, bfd_gate, plugin_overrides, exabgp_config, packaged
+        )
         self.clients = Clients(self.space)
         # a Prometheus in its own namespace, scraping every host
         self.prometheus = Prometheus(self.space, self.hosts) if prometheus else None

@@ -50,11 +50,11 @@ def render_template(template: str, **values: object) -> str:
     )
 
 
-def render_with_announcer(command: str, config: Path) -> str:
+def render_with_announcer(command: str, config: Path, *options: str) -> str:
     """What `announcer exabgp-config` or `announcer bfd-config` renders from a host's config:
     the lab configures its daemons with the product's own commands."""
     rendered = subprocess.run(
-        [str(BIN / "announcer"), command, "-c", str(config)],
+        [str(BIN / "announcer"), command, "-c", str(config), *options],
         capture_output=True,
         text=True,
         check=False,
