@@ -4,6 +4,7 @@ namespace lab (plugin config, nginx or HAProxy, ExaBGP), inside one container.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from pathlib import Path
 import yaml
 
 from .lab import Lab
+from .routers import frr_argv
 from .topology import LAB_BGP_SECRET, VIP_V4, VIP_V6
-from .workspace import BIN, render_template, render_with_announcer
+from .workspace import BIN, render_template, render_with_announcer, write_secrets
 
 __all__ = ["main"]
 
@@ -35,30 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         (d / "haproxy.cfg").write_text(render_template("haproxy.cfg", dir=d, **listen))
         subprocess.Popen(["nginx", "-c", str(d / "backends.conf")])
         subprocess.Popen(["haproxy", "-db", "-f", str(d / "haproxy.cfg")])
-    (d / "bgp-secret").write_text(LAB_BGP_SECRET + "\n")
+    write_secrets(d, name, LAB_BGP_SECRET)
     (d / "announcer.yaml").write_text(yaml.safe_dump(lab.announcers.config(host), sort_keys=False))
     bfdd = lab.announcers.bfdd_dir(name)
     bfdd.mkdir(exist_ok=True)
     (bfdd / "bfdd.conf").write_text(render_with_announcer("bfd-config", d / "announcer.yaml"))
-    subprocess.Popen(
-        [
-            "/usr/lib/frr/bfdd",
-            "-u",
-            "root",
-            "-g",
-            "root",
-            "-f",
-            str(bfdd / "bfdd.conf"),
-            "-i",
-            str(bfdd / "bfdd.pid"),
-            "-z",
-            str(bfdd / "zserv.api"),
-            "--vty_socket",
-            str(bfdd),
-            "--bfdctl",
-            str(bfdd / "bfdd.sock"),
-        ]
-    )
+    # as in the namespace lab: FRR's own user runs bfdd, in a folder that belongs to it
+    shutil.chown(bfdd, "frr", "frr")
+    shutil.chown(bfdd / "bfdd.conf", "frr", "frr")
+    subprocess.Popen(frr_argv("bfdd", bfdd))
     (d / "exabgp.conf").write_text(render_with_announcer("exabgp-config", d / "announcer.yaml"))
     env = {
         **os.environ,

@@ -33,6 +33,7 @@ from .workspace import (
     deploy_dir,
     render_template,
     render_with_announcer,
+    write_secrets,
 )
 
 __all__ = ["DEFAULT_WORKDIR", "Lab", "LabError", "deploy_dir", "render_with_announcer"]
@@ -175,10 +176,7 @@ class Lab:
         secret = (
             "not-the-" + LAB_BGP_SECRET if host.name in self._wrong_password else LAB_BGP_SECRET
         )
-        # secrets are private files: the plugin refuses one that other users can read
-        for name, text in (("bgp-secret", secret), ("api-token", f"lab-api-token-{host.name}")):
-            (d / name).touch(mode=0o600)
-            (d / name).write_text(text + "\n")
+        write_secrets(d, host.name, secret)
         self.services.start(host.name)
         if host.kind == "haproxy":
             self.services.start_backends(host.name)

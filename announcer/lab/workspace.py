@@ -38,10 +38,22 @@ BIN = Path(sys.executable).parent
 
 
 def deploy_dir() -> Path:
-    found = Path(__file__).resolve().parents[2] / "deploy" / "lab"
+    """The lab's configs and templates: the checkout's deploy/lab, or where a container image
+    put them (ANNOUNCER_LAB_DEPLOY: the LB image runs the installed package, not a checkout)."""
+    override = os.environ.get("ANNOUNCER_LAB_DEPLOY")
+    found = Path(override) if override else Path(__file__).resolve().parents[2] / "deploy" / "lab"
     if not found.is_dir():
         raise LabError(f"cannot find the lab's configs at {found}: run the lab from a checkout")
     return found
+
+
+def write_secrets(folder: Path, host: str, bgp_secret: str) -> None:
+    """A host's BGP password and API token, as private files: the plugin refuses a secret
+    other users can read."""
+    for name, text in (("bgp-secret", bgp_secret), ("api-token", f"lab-api-token-{host}")):
+        (folder / name).touch(mode=0o600)
+        (folder / name).chmod(0o600)
+        (folder / name).write_text(text + "\n")
 
 
 def render_template(template: str, **values: object) -> str:

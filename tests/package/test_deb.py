@@ -5,7 +5,6 @@ and nothing of it is left. Needs root, debootstrap and Debian's mirror (CI has t
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from .conftest import debootstrap, require
 
 # building the package and a Debian root, and apt inside it: minutes, not the default minute
 pytestmark = [pytest.mark.package, pytest.mark.timeout(1200)]
@@ -39,55 +40,11 @@ NOT_THE_PACKAGE = (
 )
 
 
-def _mirror() -> str:
-    """The Debian mirror this machine's apt uses (so the bare root follows it)."""
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
-    if sources.exists():
-        for line in sources.read_text().splitlines():
-            if line.startswith("URIs:") and "security" not in line:
-                return line.split()[1]
-    return "http://deb.debian.org/debian"
-
-
-def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "root"
-    for tool in ("debootstrap", "dpkg-deb", "chroot"):
-        if shutil.which(tool) is None:
-            return tool
-    return None
-
-
-@pytest.fixture(scope="module")
-def deb() -> Path:
-    built = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    return ROOT / built.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
 def bare_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    missing = _missing()
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the package test cannot run in CI: {missing} missing")
-        pytest.skip(f"the package test needs {missing}")
+    require("debootstrap", "chroot")
     root = tmp_path_factory.mktemp("debian-root")
-    made = subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(root), _mirror()],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    debootstrap(root)
     shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
     # no daemon may start inside the root (policy-rc.d), and no /run/systemd: systemctl is not
     # run by the maintainer scripts there, as on a host being installed
