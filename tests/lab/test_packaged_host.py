@@ -10,28 +10,15 @@ from pathlib import Path
 import pytest
 
 from announcer.lab.netns import netns_exec
+from tests.debian_package import build_deb
 
 from .conftest import ALL
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    built = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
     root = tmp_path_factory.mktemp("package")
-    subprocess.run(
-        ["dpkg-deb", "-x", str(ROOT / built.stdout.strip().splitlines()[-1]), str(root)],
-        check=True,
-    )
+    subprocess.run(["dpkg-deb", "-x", str(build_deb()), str(root)], check=True)
     return root
 
 

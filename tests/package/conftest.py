@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.debian_package import build_deb
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,13 +53,4 @@ def debootstrap(folder: Path) -> None:
 @pytest.fixture(scope="session")
 def deb() -> Path:
     require("dpkg-deb")
-    built = subprocess.run(
-        [str(ROOT / "scripts" / "build-deb.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    return ROOT / built.stdout.strip().splitlines()[-1]
+    return build_deb()
