@@ -987,7 +987,8 @@ def _on_drain(s: _Step, event: Drain) -> None:
                 event.wall,
                 s.now,
                 event.persist,
-                pending_until=pending_until if prefix in budgets else None,
+                # all of the request waits, budgeted or not: granted or refused as one
+                pending_until=pending_until,
                 request=event.request,
             )
             s.drains_changed = True
@@ -1013,6 +1014,7 @@ def _settle_drains(s: _Step) -> None:
         if entry.pending_until is not None and entry.pending_until <= s.now:
             due.setdefault(entry.request, []).append(prefix)
     for request, prefixes in sorted(due.items()):
+        # a VIP without a budget (or whose view went away) does not hold the others back
         budgets = {
             p: t for p in prefixes if (t := s.spec.by_prefix[p].fleet.drain_min_serving) is not None
         }

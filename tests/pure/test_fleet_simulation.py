@@ -17,7 +17,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from announcer.core import Reason, Threshold, Verdict
+from announcer.core import Drain, Reason, Threshold, Verdict, VipFleet
 from tests.fleet_model import (
     MAX_DELAY_S,
     PANIC_EXIT_S,
@@ -286,3 +286,25 @@ def test_a_router_restart_does_not_end_a_panic():
     assert sorted(model.announcers(ROUTERS[0])) == [0, 1, 2]
     _run(model, VIEW_AFTER_S + 1.0)
     assert _reasons(model) == [Reason.PANIC] * 3
+
+
+def test_a_drain_of_several_vips_is_granted_or_refused_as_a_whole():
+    """Host 2 asks to drain the VIP (under a budget) and another VIP without a budget at the
+    same instant as host 1 asks for the VIP: host 1 ranks first, so host 2's request is
+    refused when the wait is over, and neither of its VIPs drains."""
+    model = FleetModel(3, seed=6, drain_min_serving=Threshold(count=2))
+    host = model.hosts[2]
+    spec = host.state.spec
+    free = dataclasses.replace(spec.vips[0], prefix="192.0.2.11/32", fleet=VipFleet())
+    host.state = dataclasses.replace(
+        host.state, spec=dataclasses.replace(spec, vips=(*spec.vips, free))
+    )
+    _run(model, WARM_UP_S)
+    first = model.drain(1)
+    model.apply(host, Drain((VIP, free.prefix), "sim", budget=True, request=99))
+    assert host.state.drains[free.prefix].pending_until is not None  # waits with the other
+    _run(model, 1.0)
+    answer = next(a for a in host.answers if a.request == 99)
+    assert not answer.granted and [vip for vip, _ in answer.refused] == [VIP]
+    assert host.state.drains == {}
+    assert next(a for a in model.hosts[1].answers if a.request == first).granted
