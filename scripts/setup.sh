@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(frr nginx-light haproxy iproute2 procps psmisc python3-venv curl prometheus systemd debootstrap podman runc containernetworking-plugins)
+APT_PACKAGES=(frr nginx-light haproxy iproute2 procps psmisc python3-venv curl prometheus systemd debootstrap podman runc containernetworking-plugins uidmap slirp4netns)
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
     missing=()
