@@ -39,6 +39,7 @@ from ..core import (
     Verdict,
 )
 from ..core.fleet import carries, count_fleet, family_of, view_problem
+from .fleet import fleet_views
 from .sources import AckSource, BfdSource, StateSource
 
 __all__ = ["METRIC_NAMES", "Metrics"]
@@ -282,11 +283,9 @@ def _fleet_metrics(snapshot: State) -> Iterator[GaugeMetricFamily]:
         labels=["vip"],
     )
     neighbors = snapshot.spec.neighbors
-    for peer in neighbors:
-        view = snapshot.fleet.get(peer)
-        for family in ("ipv4 unicast", "ipv6 unicast"):
-            if carries(view, family):
-                known.add_metric([peer, family], 0.0 if view_problem(view, family) else 1.0)
+    for peer, views in fleet_views(snapshot).items():
+        for family, view_state in views.items():
+            known.add_metric([peer, family], 1.0 if view_state == "known" else 0.0)
     for vip in snapshot.spec.vips:
         family = family_of(vip.prefix)
         for peer in neighbors:

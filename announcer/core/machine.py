@@ -935,8 +935,9 @@ def _budgets(s: _Step, targets: Iterable[str]) -> dict[str, Threshold]:
     budgets = {}
     for prefix in targets:
         threshold = s.spec.by_prefix[prefix].fleet.drain_min_serving
-        known = threshold is not None and s.fleet_count(prefix) is not None
-        if known and threshold is not None and prefix not in s.r_drains():
+        if threshold is None or prefix in s.r_drains():
+            continue
+        if s.fleet_count(prefix) is not None:  # an unknown view: as without a fleet
             budgets[prefix] = threshold
     return budgets
 
