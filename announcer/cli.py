@@ -183,6 +183,22 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keepalived_config(args: argparse.Namespace) -> int:
+    from .render.keepalived_conf import render_keepalived_config
+
+    config = _load(args.config)
+    try:
+        text = render_keepalived_config(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
 def cmd_bfd_config(args: argparse.Namespace) -> int:
     from .render.bfdd_conf import render_bfd_config
 
@@ -432,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("-o", "--output", help="write it to this file instead of stdout")
     p.set_defaults(func=cmd_bfd_config)
+
+    p = sub.add_parser(
+        "keepalived-config", help="print keepalived's configuration for stable_next_hops:"
+    )
+    with_config(p)
+    p.add_argument("-o", "--output", help="write it to this file instead of stdout")
+    p.set_defaults(func=cmd_keepalived_config)
 
     for name, func, text in (
         ("status", cmd_status, "show the running plugin's state"),

@@ -52,6 +52,8 @@ __all__ = [
     "DrainConfig",
     "ExabgpConfig",
     "NeighborConfig",
+    "SlotConfig",
+    "StableNextHopsConfig",
     "VipConfig",
     "WeightConfig",
     "load_config",
@@ -599,6 +601,66 @@ class BfddConfig(_Strict):
     )
 
 
+class SlotConfig(_Strict):
+    address: IpAddress = Field(
+        description="the slot: a next-hop address on the routers' shared segment, unused by "
+        "any host; the routers' ECMP set is the slots, whichever host answers for them"
+    )
+    vrid: int = Field(
+        ge=1,
+        le=255,
+        description="its VRRP virtual router id, the same on every host that backs it; also "
+        "the ADD-PATH path id of the VIP's path through it",
+    )
+    priority: int = Field(
+        ge=1,
+        le=254,
+        description="this host's VRRP priority for it: the highest healthy backer holds it",
+    )
+
+
+class StableNextHopsConfig(_Strict):
+    interface: str = Field(
+        pattern=r"^[A-Za-z0-9_.:@-]{1,15}$",
+        description="the interface on the routers' segment, where keepalived puts the slots",
+    )
+    slots: list[SlotConfig] = Field(
+        min_length=1,
+        max_length=64,
+        description="the slots this host backs (give each slot two backers or more)",
+    )
+    advert_interval: Duration = Field(
+        default=0.1,
+        ge=0.01,
+        le=40.0,
+        description="VRRPv3 advertisement interval: a dead holder's slot moves after about "
+        "three of them",
+    )
+    preempt: bool = Field(
+        default=False,
+        description="false: a slot stays with whoever holds it when a higher-priority backer "
+        "returns (no connection of it breaks); true: it moves back (the connections opened "
+        "on it since it moved break)",
+    )
+    health_file: str = Field(
+        default="/run/announcer/slots",
+        pattern=_PATH,
+        description="the plugin writes 0 here while this host may hold slots (every VIP with "
+        "stable next hops serving, a BGP session up), 1 otherwise; keepalived tracks it",
+    )
+    keepalived_pid_file: str | None = Field(
+        default=None,
+        pattern=_PATH,
+        description="keepalived's pid file: while keepalived is not running the plugin "
+        "withdraws the VIPs announced through the slots (reason keepalived_down) and removes "
+        "the slots' addresses from `interface` (a killed keepalived leaves them behind)",
+    )
+
+    @property
+    def is_ipv6(self) -> bool:
+        return any(":" in slot.address for slot in self.slots)
+
+
 class ExabgpConfig(_Strict):
     ack: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -630,6 +692,12 @@ class Config(_Strict):
         description="the fleet view from the routers (ADD-PATH), panic threshold and drain "
         "budget; off without it",
     )
+    stable_next_hops: StableNextHopsConfig | None = Field(
+        default=None,
+        description="announce the IPv4 VIPs through slots that keepalived moves between hosts "
+        "(ADD-PATH, one path per slot), so the routers' ECMP set stays the same while hosts "
+        "fail, drain and return; off without it",
+    )
     exabgp: ExabgpConfig = Field(default_factory=ExabgpConfig)
     bfdd: BfddConfig = Field(
         default_factory=BfddConfig,
@@ -641,6 +709,13 @@ class Config(_Strict):
 
     def address_mode(self, vip: VipConfig) -> AddressMode:
         return vip.address or self.addresses.mode
+
+    def stable_slots(self, vip: VipConfig) -> list[SlotConfig]:
+        """The slots a VIP is announced through (none: a plain next hop)."""
+        stable = self.stable_next_hops
+        if stable is None or vip.is_ipv6:
+            return []
+        return stable.slots
 
     def managed_vips(self) -> list[VipConfig]:
         """The VIPs whose address the plugin assigns and removes itself."""
@@ -757,6 +832,7 @@ def cross_check(config: Config) -> Iterator[ConfigIssue]:
             yield ConfigIssue(f"{where}.as_path_prepend", "needs the bgp: section (its local_as)")
         if vip.fleet is not None and config.fleet is None:
             yield ConfigIssue(f"{where}.fleet", "needs the top-level fleet: section")
+    yield from _check_stable_next_hops(config)
     if config.fleet is not None and config.bgp is None:
         yield ConfigIssue("fleet", "needs the bgp: section (its router_id names this host)")
     drain_check = config.drain.connections_check
@@ -781,6 +857,38 @@ def cross_check(config: Config) -> Iterator[ConfigIssue]:
         for index, address in enumerate(addresses):
             if addresses.index(address) != index:
                 yield ConfigIssue(f"bgp.neighbors[{index}].address", f"{address} is listed twice")
+
+
+def _check_stable_next_hops(config: Config) -> Iterator[ConfigIssue]:
+    stable = config.stable_next_hops
+    if stable is None:
+        return
+    if config.bgp is None:
+        yield ConfigIssue("stable_next_hops", "needs the bgp: section")
+    seen_vrid: dict[int, int] = {}
+    seen_address: dict[str, int] = {}
+    for index, slot in enumerate(stable.slots):
+        where = f"stable_next_hops.slots[{index}]"
+        if ":" in slot.address:
+            yield ConfigIssue(
+                f"{where}.address",
+                f"IPv4 slots only (IPv6 VIPs keep their plain next hop); {slot.address} is IPv6",
+            )
+        if slot.vrid in seen_vrid:
+            yield ConfigIssue(f"{where}.vrid", f"{slot.vrid} is also slots[{seen_vrid[slot.vrid]}]")
+        if slot.address in seen_address:
+            yield ConfigIssue(
+                f"{where}.address", f"{slot.address} is also slots[{seen_address[slot.address]}]"
+            )
+        seen_vrid.setdefault(slot.vrid, index)
+        seen_address.setdefault(slot.address, index)
+    for index, vip in enumerate(config.vips):
+        if config.stable_slots(vip) and vip.next_hop != "self":
+            yield ConfigIssue(
+                f"vips[{index}].next_hop",
+                "with stable_next_hops the IPv4 VIPs' next hops are the slots; "
+                f"remove next_hop {vip.next_hop}",
+            )
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:

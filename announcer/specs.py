@@ -35,7 +35,9 @@ def check_spec(check: CheckConfig) -> CheckSpec:
     )
 
 
-def route_for(vip: VipConfig, local_as: int | None) -> Route:
+def route_for(
+    vip: VipConfig, local_as: int | None, slots: tuple[tuple[int, str], ...] = ()
+) -> Route:
     return base_route(
         vip.prefix,
         next_hop=vip.next_hop,
@@ -46,6 +48,7 @@ def route_for(vip: VipConfig, local_as: int | None) -> Route:
         communities=tuple(vip.communities),
         large_communities=tuple(vip.large_communities),
         extended_communities=tuple(vip.extended_communities),
+        paths=slots,
     )
 
 
@@ -88,6 +91,7 @@ def vip_spec(
     local_as: int | None,
     address: str = "ignore",
     fleet: VipFleet | None = None,
+    slots: tuple[tuple[int, str], ...] = (),
 ) -> VipSpec:
     weight = None
     if vip.weight is not None:
@@ -101,7 +105,7 @@ def vip_spec(
         prefix=vip.prefix,
         checks=tuple(vip.checks),
         required=vip.required_count(),
-        route=route_for(vip, local_as),
+        route=route_for(vip, local_as, slots),
         weight=weight,
         address=AddressGuard(address),
         fleet=fleet or VipFleet(),
@@ -123,7 +127,13 @@ def spec_from_config(config: Config) -> Spec:
     return Spec(
         checks={name: check_spec(check) for name, check in config.checks.items()},
         vips=tuple(
-            vip_spec(vip, local_as, config.address_mode(vip), vip_fleet(config, vip))
+            vip_spec(
+                vip,
+                local_as,
+                config.address_mode(vip),
+                vip_fleet(config, vip),
+                tuple((slot.vrid, slot.address) for slot in config.stable_slots(vip)),
+            )
             for vip in config.vips
         ),
         policy=policy,

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the announcer, its tests and its lab need on a Debian 12 machine:
-# FRR, nginx and HAProxy from Debian (and curl for the benchmark's ExaBGP healthcheck, and
-# prometheus for promtool, which checks the alert rules, and systemd for systemd-analyze,
-# which checks the unit; debootstrap, podman and runc for the package's tests: a bare Debian
+# FRR, nginx, HAProxy and keepalived (stable next hops) from Debian (and curl for the
+# benchmark's ExaBGP healthcheck, and prometheus for promtool, which checks the alert rules,
+# and systemd for systemd-analyze, which checks the unit; debootstrap, podman and runc for the package's tests: a bare Debian
 # root, and the containerised lab); ExaBGP 5.0 and the Python dependencies in .venv.
 # Safe to run again. Run as root (apt-get); set SKIP_APT=1 to install only the Python side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(frr nginx-light haproxy iproute2 procps psmisc python3-venv curl prometheus systemd debootstrap podman runc containernetworking-plugins uidmap slirp4netns)
+APT_PACKAGES=(frr nginx-light haproxy keepalived iproute2 procps psmisc python3-venv curl prometheus systemd debootstrap podman runc containernetworking-plugins uidmap slirp4netns)
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
     missing=()

@@ -54,6 +54,7 @@ class EffectHandlers:
         on_tick: Callable[[], None] | None = None,
         drained: Callable[[], None] | None = None,
         drain_answered: Callable[[DrainAnswered], None] | None = None,
+        on_state: Callable[[State], None] | None = None,
     ) -> None:
         self.on_transition = on_transition or (lambda effect: None)
         self.next_probe = next_probe or (lambda effect: None)
@@ -63,6 +64,7 @@ class EffectHandlers:
         self.on_tick = on_tick or (lambda: None)
         self.drained = drained or (lambda: None)
         self.drain_answered = drain_answered or (lambda effect: None)
+        self.on_state = on_state or (lambda state: None)  # after every step that changed it
 
 
 class StateOwner:
@@ -133,6 +135,8 @@ class StateOwner:
         before, self.state = self.state, state
         for effect in effects:
             self._carry_out(effect)
+        if state is not before:
+            self._handlers.on_state(state)
         if (
             state.desired is not before.desired
             or state.bfd_up is not before.bfd_up
@@ -140,7 +144,8 @@ class StateOwner:
         ):
             spec = state.spec
             self._reconciler.set(
-                route_views(state.desired, spec.neighbors, spec.bfd_gated, state.withheld)
+                route_views(state.desired, spec.neighbors, spec.bfd_gated, state.withheld),
+                spec.path_ids,
             )
         return state
 

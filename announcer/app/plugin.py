@@ -48,6 +48,7 @@ from .owner import EffectHandlers, StateOwner
 from .reload import Prepared, prepare
 from .rib import ask_adj_rib_out
 from .shutdown import drain_before_stop, withdraw_everything
+from .slot_keeper import SlotKeeper
 from .ticker import tick_forever
 from .watchdog import Watchdog
 
@@ -103,6 +104,7 @@ class Plugin:
         self.watchdog = Watchdog()
         self.checks = RunningChecks(self._on_result)
         self._drained = asyncio.Event()
+        self.slots = SlotKeeper(lambda: self.config, lambda event: self.owner.post(event))
         self.owner = StateOwner(
             initial_state(spec_from_config(config), time.monotonic()),
             self.reconciler,
@@ -115,6 +117,7 @@ class Plugin:
                 on_tick=self.watchdog.ping,
                 drained=self._drained.set,
                 drain_answered=lambda effect: self.api_state.answer_drain(effect),
+                on_state=self.slots.publish,
             ),
         )
         restored = self.drain_store.load()
@@ -328,6 +331,7 @@ class Plugin:
                 group.create_task(self._startup(), name="startup")
                 group.create_task(self._wait_for_stop(), name="stop")
                 group.create_task(self.bfd.run(), name="bfd")
+                group.create_task(self.slots.run(), name="slots")
                 if os.environ.get(FAULT_HOOK_ENV) == "1":
                     group.create_task(self._wait_for_fault(), name="fault-hook")
         except* _Finished as ended:
@@ -338,6 +342,7 @@ class Plugin:
             status = 1
         finally:
             self._group = None
+            self.slots.release()  # first: keepalived hands the slots over in milliseconds
             await withdraw_everything(
                 self.owner,
                 self.reconciler,

@@ -202,6 +202,13 @@ class BfdPeers:
 
 
 @dataclass(frozen=True, slots=True)
+class Keepalived:
+    """Whether keepalived runs (stable next hops with its pid file: on every change)."""
+
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     reason: str = ""
 
@@ -219,6 +226,7 @@ Event = (
     | RibReported
     | Addresses
     | BfdPeers
+    | Keepalived
     | RoutesReceived
     | AddPathNegotiated
     | Stop
@@ -375,6 +383,8 @@ class State:
     timed: frozenset[str] = frozenset()
     bfd_up: frozenset[str] = frozenset()  # peers whose BFD session bfdd reports up
     fleet: Mapping[str, RouterView] = field(default_factory=dict)  # per router: its paths
+    # stable next hops: whether keepalived runs (None: not watched, or not reported yet)
+    keepalived: bool | None = None
 
     @property
     def withheld(self) -> frozenset[str]:
@@ -423,6 +433,7 @@ class _Step:
         self.neighbors = state.neighbors
         self.bfd_up = state.bfd_up
         self.fleet = state.fleet
+        self.keepalived = state.keepalived
         self.resumed_at = state.resumed_at
         self.stalls = state.stalls
         self.last_stall_s = state.last_stall_s
@@ -518,6 +529,7 @@ class _Step:
             timed=state.timed if self.timed is None else frozenset(self.timed),
             bfd_up=self.bfd_up,
             fleet=self.fleet,
+            keepalived=self.keepalived,
         )
         return new, tuple(self.effects)
 
@@ -596,6 +608,7 @@ class _Step:
             self._held_down(before),
             self.stopping,
             self._address_missing(vip),
+            self.keepalived is False and bool(vip.route.paths),
         )
         if entry is not None and entry.pending_until is not None and decision == _HEALTHY:
             decision = Decision(Verdict.ANNOUNCE, Reason.DRAIN_PENDING)
@@ -1248,6 +1261,22 @@ def _on_bfd(s: _Step, event: BfdPeers) -> None:
             )
 
 
+def _on_keepalived(s: _Step, event: Keepalived) -> None:
+    if event.running == s.state.keepalived:
+        return
+    s.keepalived = event.running
+    stable = [vip.prefix for vip in s.spec.vips if vip.route.paths]
+    if event.running:
+        s.log(Level.INFO, "keepalived is running: the slots can move to this host again")
+    else:
+        s.log(
+            Level.ERROR,
+            "keepalived is not running: withdrawing every VIP announced through the slots",
+            reason=str(Reason.KEEPALIVED_DOWN),
+        )
+    s.decide(stable)
+
+
 def _on_stop(s: _Step, event: Stop) -> None:
     s.stopping = True
     s.log(Level.INFO, "stopping: withdrawing every VIP", reason=event.reason)
@@ -1290,6 +1319,8 @@ def step(state: State, event: Event, now: float) -> tuple[State, tuple[Effect, .
             _on_addresses(s, event)
         case BfdPeers():
             _on_bfd(s, event)
+        case Keepalived():
+            _on_keepalived(s, event)
         case RoutesReceived():
             _on_routes(s, event)
         case AddPathNegotiated():

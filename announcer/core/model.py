@@ -38,6 +38,9 @@ class Reason(StrEnum):
     # panic mode balances over every host when too few are healthy
     PANIC = "panic"
     DRAIN_PENDING = "drain_pending"  # a drain under a budget, waiting to see who else drains
+    # stable next hops: keepalived is not running, so no slot this host announces a path
+    # through could move to it (and a slot whose other backers fail would be a black hole)
+    KEEPALIVED_DOWN = "keepalived_down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class Route:
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
     extended_communities: tuple[str, ...] = ()
+    # stable next hops: one ADD-PATH path per slot this host backs, as (path id, the slot's
+    # address); `next_hop` is then unused. Empty: one path, to `next_hop`
+    paths: tuple[tuple[int, str], ...] = ()
 
     @property
     def is_ipv6(self) -> bool:

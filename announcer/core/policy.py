@@ -39,6 +39,7 @@ def finalize(
     held_down: bool = False,
     stopping: bool = False,
     address_missing: bool = False,
+    keepalived_down: bool = False,
 ) -> Decision:
     """The decision to act on. Anything that says withdraw wins over anything that says
     announce; an operator's drain and a missing address win even over checks that cannot
@@ -47,6 +48,8 @@ def finalize(
         return Decision(Verdict.WITHDRAW, Reason.SHUTDOWN)
     if address_missing:
         return Decision(Verdict.WITHDRAW, Reason.ADDRESS_MISSING)
+    if keepalived_down:
+        return Decision(Verdict.WITHDRAW, Reason.KEEPALIVED_DOWN)
     if drain is DrainPhase.WITHDRAWN:
         return Decision(Verdict.WITHDRAW, Reason.DRAINED)
     if health.verdict is not Verdict.ANNOUNCE:

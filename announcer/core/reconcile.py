@@ -35,9 +35,12 @@ _UNKNOWN = object()
 class Changes:
     announce: tuple[Route, ...] = ()
     withdraw: tuple[str, ...] = ()
+    # (prefix, path id; None: the plain path) that a re-announced route no longer has: its
+    # stable next hops changed (a reload), so ExaBGP would keep the old path beside the new
+    stale: tuple[tuple[str, int | None], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.announce or self.withdraw)
+        return bool(self.announce or self.withdraw or self.stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Ledger:
 def plan(desired: Mapping[str, Route | None], acked: Mapping[str, Route | None]) -> Changes:
     announce: list[Route] = []
     withdraw: list[str] = []
+    stale: list[tuple[str, int | None]] = []
     for prefix, want in desired.items():
         have = acked.get(prefix, _UNKNOWN)
         if want is None:
@@ -58,7 +62,18 @@ def plan(desired: Mapping[str, Route | None], acked: Mapping[str, Route | None])
                 withdraw.append(prefix)
         elif have != want:
             announce.append(want)
-    return Changes(tuple(announce), tuple(withdraw))
+            if isinstance(have, Route) and have.paths != want.paths:
+                stale += _dropped_paths(have, want)
+    return Changes(tuple(announce), tuple(withdraw), tuple(stale))
+
+
+def _paths(route: Route) -> set[int | None]:
+    return {path_id for path_id, _ in route.paths} if route.paths else {None}
+
+
+def _dropped_paths(have: Route, want: Route) -> list[tuple[str, int | None]]:
+    dropped = _paths(have) - _paths(want)
+    return [(have.prefix, path_id) for path_id in sorted(dropped, key=lambda p: p or 0)]
 
 
 def answered(
@@ -77,14 +92,17 @@ def answered(
         return ledger
     acked = dict(ledger.acked)
     errors = ledger.errors
+    failed: list[str] = []
     for covered, result in zip(sent, results, strict=True):
         if result is not True:
             errors += 1
+            failed += (prefix for prefix, _ in covered)
+            continue
         for prefix, value in covered:
-            if result is True:
-                acked[prefix] = value
-            else:
-                acked.pop(prefix, None)
+            acked[prefix] = value
+    # a route with several paths takes several commands: known only when all of them went
+    for prefix in failed:
+        acked.pop(prefix, None)
     return Ledger(acked, ledger.epoch, errors)
 
 

@@ -45,6 +45,7 @@ def base_route(
     communities: tuple[str, ...] = (),
     large_communities: tuple[str, ...] = (),
     extended_communities: tuple[str, ...] = (),
+    paths: tuple[tuple[int, str], ...] = (),
 ) -> Route:
     # ExaBGP sends a given AS_PATH as it is, without adding its own AS: N extra copies of our
     # AS therefore means N + 1 in all
@@ -58,6 +59,7 @@ def base_route(
         communities=communities,
         large_communities=large_communities,
         extended_communities=extended_communities,
+        paths=paths,
     )
 
 

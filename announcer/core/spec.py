@@ -85,6 +85,8 @@ class Spec:
     position: Mapping[str, int] = field(init=False, compare=False, repr=False)
     vips_of_check: Mapping[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
     weighted_by: Mapping[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
+    # the VIPs announced over stable next hops: their path ids (what a withdraw removes)
+    path_ids: Mapping[str, tuple[int, ...]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         by_check: dict[str, list[str]] = {name: [] for name in self.checks}
@@ -98,3 +100,5 @@ class Spec:
         object.__setattr__(self, "position", {vip.prefix: i for i, vip in enumerate(self.vips)})
         object.__setattr__(self, "vips_of_check", {k: tuple(v) for k, v in by_check.items()})
         object.__setattr__(self, "weighted_by", {k: tuple(v) for k, v in weighted.items() if v})
+        paths = {vip.prefix: tuple(p for p, _ in vip.route.paths) for vip in self.vips}
+        object.__setattr__(self, "path_ids", {k: v for k, v in paths.items() if v})

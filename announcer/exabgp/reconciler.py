@@ -44,6 +44,10 @@ class Reconciler:
         self._session = session
         self._on_commands = on_commands or (lambda kind, result: None)
         self.views: Mapping[Target, Mapping[str, Route | None]] = {None: {}}
+        # per prefix with stable next hops, every path id it has had in this run: a withdraw
+        # removes them all (a reload that drops a slot must not leave its path behind)
+        self.path_ids: dict[str, tuple[int, ...]] = {}
+        self._path_ids_from: Mapping[str, tuple[int, ...]] | None = None
         self.ledgers: dict[Target, Ledger] = {None: Ledger()}
         self._combined: tuple[tuple[Ledger, ...], Mapping[str, Route | None]] = ((), {})
         self._wake = asyncio.Event()
@@ -69,10 +73,20 @@ class Reconciler:
     def errors(self) -> int:
         return sum(ledger.errors for ledger in self.ledgers.values())
 
-    def set(self, views: Mapping[Target, Mapping[str, Route | None]]) -> None:
+    def set(
+        self,
+        views: Mapping[Target, Mapping[str, Route | None]],
+        path_ids: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> None:
         """Take the full desired set, per target (immutable: the owner publishes new views
-        each change). A target seen for the first time starts unknown; one no longer there
-        is forgotten."""
+        each change), and the path ids of the prefixes with stable next hops. A target seen
+        for the first time starts unknown; one no longer there is forgotten."""
+        if path_ids is not None and path_ids is not self._path_ids_from:
+            self._path_ids_from = path_ids  # one spec's: merged once, not on every change
+            for prefix, ids in path_ids.items():
+                known = self.path_ids.get(prefix, ())
+                if not set(ids) <= set(known):
+                    self.path_ids[prefix] = tuple(sorted({*known, *ids}))
         if views is self.views:
             return
         if views.keys() != self.ledgers.keys():
@@ -105,7 +119,9 @@ class Reconciler:
         owners: list[tuple[Target, ...]] = []  # the targets each command answers for
         announced = withdrawn = 0
         for selector, targets, changes in plan_views(views, ledgers):
-            batch = batch_commands(changes.announce, changes.withdraw, selector)
+            batch = batch_commands(
+                changes.announce, changes.withdraw, selector, self.path_ids, changes.stale
+            )
             commands += batch
             owners += [targets] * len(batch)
             announced += len(changes.announce)
@@ -167,7 +183,7 @@ class Reconciler:
     async def withdraw_all(self, prefixes: list[str], timeout_s: float) -> list[str]:
         """Withdraw every given prefix from every peer, whatever the ledgers say; return those
         not confirmed."""
-        commands = batch_commands((), prefixes)
+        commands = batch_commands((), prefixes, path_ids=self.path_ids)
         results = await self._session.send([line for line, _ in commands], timeout_s=timeout_s)
         # plain withdraws reach every peer: each ledger learns what was acknowledged (the
         # address keeper removes a `manage` address only once its withdraw is)

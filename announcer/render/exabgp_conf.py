@@ -88,11 +88,17 @@ def render_exabgp_config(config: Config, plugin_command: list[str]) -> str:
         lines.append("    family {")
         lines += [f"        {family};" for family in families]
         lines.append("    }")
-        if config.fleet is not None:
-            # the fleet view: every path the router holds for the VIPs, with its path id
+        # the fleet view: every path the router holds for the VIPs, with its path id;
+        # stable next hops: one path per slot this host backs
+        add_path = {
+            (True, False): "receive",
+            (False, True): "send",
+            (True, True): "send/receive",
+        }.get((config.fleet is not None, config.stable_next_hops is not None))
+        if add_path is not None:
             lines += [
                 "    capability {",
-                "        add-path receive;",
+                f"        add-path {add_path};",
                 "    }",
             ]
         lines += [

@@ -289,3 +289,73 @@ def test_a_vip_fleet_setting_needs_the_fleet_section_and_the_fleet_needs_bgp():
     data = base(fleet={})
     del data["bgp"]
     assert any(i.startswith("fleet: needs the bgp: section") for i in issues(data))
+
+
+STABLE = {
+    "interface": "eth0",
+    "slots": [
+        {"address": "198.51.100.41", "vrid": 41, "priority": 200},
+        {"address": "198.51.100.43", "vrid": 43, "priority": 100},
+    ],
+}
+
+
+def test_stable_next_hops_give_the_ipv4_vips_one_path_per_slot():
+    from announcer.specs import spec_from_config
+
+    data = base(stable_next_hops=STABLE)
+    data["vips"].append(
+        {"prefix": "2001:db8::10/128", "checks": ["web"], "next_hop": "2001:db8::1"}
+    )
+    spec = spec_from_config(parse_config(data))
+    assert spec.vips[0].route.paths == ((41, "198.51.100.41"), (43, "198.51.100.43"))
+    assert spec.vips[1].route.paths == ()  # IPv6: its plain next hop
+    assert spec.path_ids == {"192.0.2.10/32": (41, 43)}
+    stable = parse_config(data).stable_next_hops
+    assert stable is not None and stable.advert_interval == 0.1 and not stable.preempt
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["stable_next_hops"]["slots"].append(
+                {"address": "198.51.100.44", "vrid": 41, "priority": 100}
+            ),
+            "stable_next_hops.slots[2].vrid: 41 is also slots[0]",
+        ),
+        (
+            lambda d: d["stable_next_hops"]["slots"].append(
+                {"address": "198.51.100.41", "vrid": 44, "priority": 100}
+            ),
+            "stable_next_hops.slots[2].address: 198.51.100.41 is also slots[0]",
+        ),
+        (
+            lambda d: d["stable_next_hops"]["slots"].append(
+                {"address": "2001:db8::41", "vrid": 44, "priority": 100}
+            ),
+            "stable_next_hops.slots[2].address: IPv4 slots only",
+        ),
+        (
+            lambda d: d["vips"][0].update(next_hop="198.51.100.9"),
+            "vips[0].next_hop: with stable_next_hops the IPv4 VIPs' next hops are the slots",
+        ),
+        (lambda d: d.pop("bgp"), "stable_next_hops: needs the bgp: section"),
+        (
+            lambda d: d["stable_next_hops"]["slots"][0].update(priority=255),
+            "stable_next_hops.slots[0].priority: ",
+        ),
+        (
+            lambda d: d["stable_next_hops"].update(interface="eth0 nopreempt"),
+            "stable_next_hops.interface: ",
+        ),
+        (lambda d: d["stable_next_hops"].update(slots=[]), "stable_next_hops.slots: "),
+    ],
+)
+def test_stable_next_hops_are_checked(change, message):
+    import copy
+
+    data = base(stable_next_hops=copy.deepcopy(STABLE))
+    change(data)
+    found = issues(data)
+    assert any(i.startswith(message) for i in found), found

@@ -1,0 +1,140 @@
+"""Stable next hops on this host: tell keepalived whether this host may hold slots, and watch
+keepalived itself.
+
+The health file is keepalived's `track_file` (`announcer keepalived-config`): 0 while the
+reducer's state says this host may hold slots (`core.slots.may_hold_slots`), 1 otherwise, so a
+host that stops serving hands its slots to their next backer at once (keepalived's FAULT state
+sends a priority-0 advertisement). Written on every change, atomically (a rename: keepalived
+watches the file with inotify and must never read half a value).
+
+keepalived itself is watched through its pid file: while it is not running, the reducer hears
+`Keepalived(False)` (the VIPs announced through the slots are withdrawn: no slot can move here)
+and the slots' addresses are removed from the interface, since a killed keepalived leaves them
+behind and two hosts would then answer for one slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import Config, StableNextHopsConfig
+from ..core import Event, Keepalived, State
+from ..core.slots import may_hold_slots
+from ..host.addresses import AddressError, unassign
+from ..logs import get_logger
+
+__all__ = ["SlotKeeper", "keepalived_running", "write_health"]
+
+log = get_logger("slots")
+WATCH_INTERVAL_S = 0.25
+
+
+def write_health(path: str, may_hold: bool) -> None:
+    """0 or 1 into the health file, replaced in one rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.tmp")
+    scratch.write_text("0\n" if may_hold else "1\n")
+    os.replace(scratch, target)
+
+
+def keepalived_running(pid_file: str) -> bool:
+    """The pid file names a live process (a missing, empty or stale file: not running)."""
+    try:
+        pid = int(Path(pid_file).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+class SlotKeeper:
+    def __init__(self, config: Callable[[], Config], post: Callable[[Event], None]) -> None:
+        self._config = config
+        self._post = post
+        self._written: tuple[str, bool] | None = None  # (file, value) last written
+        self._seen: tuple[object, ...] = ()
+        self._running: bool | None = None
+        self._write_failed = False
+
+    @property
+    def stable(self) -> StableNextHopsConfig | None:
+        return self._config().stable_next_hops
+
+    def publish(self, state: State) -> None:
+        """After every step of the reducer: write the health file if its answer changed."""
+        stable = self.stable
+        if stable is None:
+            return
+        # only what `may_hold_slots` reads; the tables are new objects only when they changed
+        seen = (state.vips, state.neighbors, state.bfd_up, state.stopping, state.spec)
+        if len(seen) == len(self._seen) and all(
+            a is b for a, b in zip(seen, self._seen, strict=True)
+        ):
+            return
+        self._seen = seen
+        self._write(stable.health_file, may_hold_slots(state))
+
+    def release(self) -> None:
+        """The plugin is ending: this host holds no slot from now on."""
+        stable = self.stable
+        if stable is not None:
+            self._write(stable.health_file, False)
+
+    def _write(self, path: str, may_hold: bool) -> None:
+        if self._written == (path, may_hold):
+            return
+        try:
+            write_health(path, may_hold)
+        except OSError as exc:
+            if not self._write_failed:
+                log.error(
+                    "cannot write the slots' health file: keepalived keeps its last value",
+                    extra={"file": path, "error": str(exc)},
+                )
+            self._write_failed = True
+            self._written = None
+            return
+        self._write_failed = False
+        self._written = (path, may_hold)
+        log.info(
+            "this host may hold slots" if may_hold else "this host holds no slot",
+            extra={"event": "slots_changed", "may_hold": may_hold},
+        )
+
+    async def run(self) -> None:
+        """Watch keepalived while `keepalived_pid_file` is set."""
+        while True:
+            stable = self.stable
+            pid_file = stable.keepalived_pid_file if stable is not None else None
+            if stable is not None and pid_file is not None:
+                running = keepalived_running(pid_file)
+                if running != self._running:
+                    self._running = running
+                    self._post(Keepalived(running))
+                if not running:
+                    await self._remove_addresses(stable)
+            elif self._running is not None:
+                self._running = None
+                self._post(Keepalived(True))  # no longer watched: no longer a reason
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    async def _remove_addresses(self, stable: StableNextHopsConfig) -> None:
+        for slot in stable.slots:
+            with contextlib.suppress(AddressError):
+                if await unassign(slot.address, stable.interface):
+                    log.warning(
+                        "keepalived is not running: removed a slot's address it left behind",
+                        extra={"address": slot.address, "interface": stable.interface},
+                    )

@@ -1,0 +1,37 @@
+"""Stable next hops: whether this host may hold slots now.
+
+The routers' ECMP set is the slots (next-hop addresses on their segment); keepalived moves each
+slot to its highest-priority backer that may hold it. A host may hold slots only while it
+serves every VIP announced through them normally and a router can reach it: while it does not,
+a slot it held would draw that VIP's traffic to a host that cannot serve it. Pure, so the
+shell's writer of keepalived's track file and the tests ask the same question.
+"""
+
+from __future__ import annotations
+
+from .machine import State
+from .model import Reason, Verdict
+
+__all__ = ["SERVING_REASONS", "may_hold_slots"]
+
+# announced and taking traffic; de-preferred (dampening, hold-down) and draining are not: the
+# slot should be where the routers send the traffic, on a host that takes it
+SERVING_REASONS = frozenset(
+    {Reason.HEALTHY, Reason.SOFT_FAILING, Reason.PANIC, Reason.DRAIN_PENDING}
+)
+
+
+def may_hold_slots(state: State) -> bool:
+    """Every VIP announced through the slots is announced and serving, and some BGP session
+    that is not withheld (BFD) is up. False without stable next hops and while stopping."""
+    stable = [vip.prefix for vip in state.spec.vips if vip.route.paths]
+    if not stable or state.stopping:
+        return False
+    withheld = state.withheld
+    if not any(status == "up" and peer not in withheld for peer, status in state.neighbors.items()):
+        return False
+    for prefix in stable:
+        decision = state.vips[prefix].decision
+        if decision.verdict is not Verdict.ANNOUNCE or decision.reason not in SERVING_REASONS:
+            return False
+    return True
