@@ -392,6 +392,36 @@ def cmd_undrain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_slots(args: argparse.Namespace) -> int:
+    document = _call(_client(args).slots)
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    if not document.get("enabled"):
+        print("stable next hops off (no stable_next_hops: section)")
+        return EXIT_OK
+    keepalived = {True: "running", False: "NOT RUNNING", None: "not watched"}
+    print(
+        f"this host may hold slots: {'yes' if document['may_hold'] else 'no'}; keepalived "
+        f"{keepalived[document['keepalived_running']]}; "
+        f"{'preempt' if document['preempt'] else 'nopreempt'}"
+    )
+    elsewhere = {True: "yes", False: "no", None: "unknown (no fleet view)"}
+    for slot in document["slots"]:
+        print(
+            f"  {slot['address']:<16} vrid {slot['vrid']:<3} priority {slot['priority']:<3} "
+            f"{'HELD here' if slot['held'] else 'not held here':<14} "
+            f"backed by another host: {elsewhere[slot['backed_elsewhere']]}"
+        )
+    return EXIT_OK
+
+
+def cmd_release_slot(args: argparse.Namespace) -> int:
+    answer = _call(_client(args).release_slots, args.slots, args.force)
+    print("handed over: " + ", ".join(answer["released"]))
+    return EXIT_OK
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     _call(_client(args).reload)
     print("reloaded")
@@ -462,14 +492,27 @@ def build_parser() -> argparse.ArgumentParser:
         ("drain", cmd_drain, "drain VIPs (all when none given)"),
         ("undrain", cmd_undrain, "undrain VIPs (all when none given)"),
         ("reload", cmd_reload, "reload the running plugin's configuration file"),
+        ("slots", cmd_slots, "show the stable next hops' slots this host backs and holds"),
+        (
+            "release-slot",
+            cmd_release_slot,
+            "hand slots this host holds to their other backers (rebalance)",
+        ),
     ):
         p = sub.add_parser(name, help=text)
         with_config(p, required=False)
         p.add_argument("--api", help=f"API base URL (default: from the config, or {DEFAULT_API})")
         p.add_argument("--token-file", help="bearer token file (default: from the config)")
-        if name in ("status", "fleet"):
+        if name in ("status", "fleet", "slots"):
             p.add_argument("--json", action="store_true")
-        if name not in ("status", "reload"):
+        if name == "release-slot":
+            p.add_argument("slots", nargs="+", metavar="SLOT", help="a slot's address")
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="even when no other host is seen to back it (fleet: view)",
+            )
+        if name not in ("status", "reload", "slots", "release-slot"):
             p.add_argument("vips", nargs="*", metavar="VIP")
         if name == "drain":
             p.add_argument("--reason", default="")

@@ -477,31 +477,65 @@ def _many_vips(many: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def _long_lived(rows: list[dict[str, Any]] | None) -> list[str]:
-    """The survivor break ratio of long-lived connections (bench/long_lived.py; full run)."""
-    if not rows:
+def _long_lived(results: dict[str, Any] | list[dict[str, Any]] | None) -> list[str]:
+    """The survivor break ratio of long-lived connections, plain ECMP and stable next hops
+    side by side (bench/long_lived.py; full run). An older run's list: plain ECMP alone."""
+    if not results:
         return []
+    if isinstance(results, list):
+        results = {"plain": {"rows": results}}
+    modes = [mode for mode in ("plain", "stable") if mode in results]
+    title = {"plain": "plain ECMP", "stable": "stable next hops"}
+    command = results.get("command", "python -m bench.long_lived")
+    connections = results.get("connections", 240)
+    interval = results.get("interval_s", 0.5)
     out = [
         "",
         "## Long-lived connections through ECMP",
         "",
-        "Three hosts, r1 hashing flows on L4; 240 kept-alive HTTP connections from the client, "
-        "each sending a request every 0.5 s (`python -m bench.long_lived`). A connection breaks "
-        "on a reset, an EOF, no answer within 1.5 s, or an answer from another host than its "
-        "own. Counted from the event until 3 s after r1's FIB settled. *Survivors* are the "
-        "connections on the hosts whose state did not change: with plain ECMP the kernel's "
-        "hash-threshold groups move a share of them whenever the set of next hops changes.",
+        f"Three nginx hosts, r1 hashing flows on L4; {connections} kept-alive HTTP connections "
+        f"from the client, each sending a request every {interval:g} s (`{command}`). A "
+        "connection breaks on a reset, an EOF, no answer within 1.5 s, or an answer from another "
+        "host than its own. Counted from the event until 3 s after the change settled. "
+        "*Survivors* are the connections on the hosts whose state did not change: with plain "
+        "ECMP the kernel's hash-threshold groups move a share of them whenever the set of next "
+        "hops changes; with stable next hops (`stable_next_hops:`, three slots moved by "
+        "keepalived) the set does not change, and only the changed host's own connections "
+        "move. A dead host comes back as after a reboot: its processes run before its cable is "
+        "in. *Leaves*: ExaBGP (and keepalived) stopped on the host; *joins*: started again.",
         "",
-        "| event | host | survivors' connections broken | share | the host's own broken |",
-        "|---|---|---|---|---|",
     ]
-    for row in rows:
-        share = row["survivors_broken"] / row["survivors"] if row["survivors"] else 0.0
-        out.append(
-            f"| {row['event']} | {row['host']} | {row['survivors_broken']} of "
-            f"{row['survivors']} | {100 * share:.1f}% | {row['on_host_broken']} of "
-            f"{row['on_host']} |"
-        )
+    header = "| event | host |"
+    rule = "|---|---|"
+    for mode in modes:
+        header += f" {title[mode]}: survivors broken | the host's own broken |"
+        rule += "---|---|"
+    out += [header, rule]
+    rows = {mode: results[mode]["rows"] for mode in modes}
+    for index, first in enumerate(rows[modes[0]]):
+        line = f"| {first['event']} | {first['host']} |"
+        for mode in modes:
+            row = rows[mode][index] if index < len(rows[mode]) else None
+            if row is None:
+                line += " | |"
+                continue
+            share = row["survivors_broken"] / row["survivors"] if row["survivors"] else 0.0
+            line += (
+                f" {row['survivors_broken']} of {row['survivors']} ({100 * share:.1f}%) |"
+                f" {row['on_host_broken']} of {row['on_host']} |"
+            )
+        out.append(line)
+    changes = [
+        f"{title[mode]} {results[mode]['fib_changes']}"
+        for mode in modes
+        if "fib_changes" in results[mode]
+    ]
+    if changes:
+        out += [
+            "",
+            "Times r1's route for the VIP changed (its nexthop group or next hops, sampled "
+            "every 20 ms over all the events): " + ", ".join(changes) + ".",
+        ]
     return out
 
 

@@ -43,7 +43,7 @@ ADVERT_S = 0.1
 MASTER_DOWN_S = 3 * ADVERT_S
 BFD_S = 0.3  # the router drops a dead host's paths this long after it died
 # the plugin removes the slot addresses a killed keepalived left behind (it looks this often)
-REMOVAL_S = 0.25
+REMOVAL_S = 0.1
 PRIMARY, BACKUP = 200, 100
 
 

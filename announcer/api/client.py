@@ -98,6 +98,12 @@ class ApiClient:
                 return list(pending)
             time.sleep(0.2)
 
+    def slots(self) -> Any:
+        return self._request("GET", "/v1/slots")
+
+    def release_slots(self, slots: list[str], force: bool = False) -> Any:
+        return self._request("POST", "/v1/slots/release", {"slots": slots, "force": force})
+
     def reload(self) -> Any:
         return self._request("POST", "/v1/reload", {})
 

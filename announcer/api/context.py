@@ -39,6 +39,9 @@ class ApiState:
         # drain.state_file: where, whether the drains in force are written there, and why not
         self.drain_state: Callable[[], dict[str, Any] | None] = lambda: None
         self.guard: ConnectionGuard | None = None
+        # stable next hops: the slots this host backs, and handing some over (SlotKeeper)
+        self.slots: Callable[[], dict[str, Any]] = lambda: {"enabled": False}
+        self.hand_over: Callable[[list[str], bool], Awaitable[list[str]]] | None = None
         # drain requests waiting for the reducer's answer (`DrainAnswered`), by request number
         self.drain_answers: dict[int, asyncio.Future[DrainAnswered]] = {}
         self._requests = 0

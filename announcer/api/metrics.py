@@ -39,6 +39,7 @@ from ..core import (
     Verdict,
 )
 from ..core.fleet import carries, count_fleet, family_of, view_problem
+from ..core.slots import may_hold_slots
 from .fleet import fleet_views
 from .sources import AckSource, BfdSource, StateSource
 
@@ -83,6 +84,9 @@ METRIC_NAMES = (
     "announcer_fleet_view_known",
     "announcer_fleet_hosts",
     "announcer_fleet_others_serving",
+    "announcer_slot_held",
+    "announcer_slots_may_hold",
+    "announcer_keepalived_running",
 )
 
 
@@ -259,6 +263,33 @@ class _StateCollector(Collector):
             yield withheld
         if snapshot.spec.fleet is not None:
             yield from _fleet_metrics(snapshot)
+        if snapshot.spec.path_ids:
+            yield from _slot_metrics(snapshot)
+
+
+def _slot_metrics(snapshot: State) -> Iterator[GaugeMetricFamily]:
+    """Stable next hops: which slots this host holds, whether it may hold any, keepalived."""
+    held = GaugeMetricFamily(
+        "announcer_slot_held",
+        "1 if this host holds the slot (its address is assigned here).",
+        labels=["slot"],
+    )
+    addresses = snapshot.addresses or frozenset()
+    slots = sorted({slot for vip in snapshot.spec.vips for _, slot in vip.route.paths})
+    for slot in slots:
+        held.add_metric([slot], 1.0 if slot in addresses else 0.0)
+    yield held
+    yield GaugeMetricFamily(
+        "announcer_slots_may_hold",
+        "1 while this host may hold slots (every slotted VIP serving, a session up).",
+        value=1.0 if may_hold_slots(snapshot) else 0.0,
+    )
+    if snapshot.keepalived is not None:
+        yield GaugeMetricFamily(
+            "announcer_keepalived_running",
+            "1 while keepalived runs (stable_next_hops.keepalived_pid_file).",
+            value=1.0 if snapshot.keepalived else 0.0,
+        )
 
 
 def _fleet_metrics(snapshot: State) -> Iterator[GaugeMetricFamily]:

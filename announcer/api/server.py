@@ -1,5 +1,5 @@
-"""HTTP API (aiohttp): /metrics, /healthz, /v1/status, /v1/fleet, POST /v1/drain, /v1/undrain
-and /v1/reload."""
+"""HTTP API (aiohttp): /metrics, /healthz, /v1/status, /v1/fleet, /v1/slots, POST /v1/drain,
+/v1/undrain, /v1/reload and /v1/slots/release."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import hmac
 import ipaddress
 import json
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core import Drain, Undrain
+from ..core.slots import SlotRefused
 from ..logs import get_logger
 from .context import ApiState
 from .fleet import fleet_document
@@ -35,6 +36,14 @@ class DrainBody(BaseModel):
     reason: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
     persist: bool = True
     # a drain past the VIPs' budget (fleet.drain_min_serving); undrain ignores it
+    force: bool = False
+
+
+class ReleaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slots: list[str] = Field(min_length=1, max_length=64)
+    # hand a slot over although no other host is seen to back it
     force: bool = False
 
 
@@ -84,7 +93,15 @@ async def fleet(request: web.Request) -> web.Response:
     return web.json_response(document, dumps=_dumps)
 
 
-async def _drain_body(request: web.Request) -> DrainBody | web.Response:
+async def slots(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].slots(), dumps=_dumps)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _body(request: web.Request, model: type[Body]) -> Body | web.Response:
+    """A POST's body, once the change is allowed and authorised: bounded, validated."""
     if not request.app[STATE].posts_allowed:
         return _error(503, "changes are disabled: api.token_file is unreadable or empty")
     if not _authorized(request):
@@ -93,10 +110,30 @@ async def _drain_body(request: web.Request) -> DrainBody | web.Response:
     if len(raw) > MAX_BODY_BYTES:
         return _error(413, "request body too large")
     try:
-        body = DrainBody.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()]
         return _error(400, "invalid request body", problems=problems)
+
+
+async def release_slots(request: web.Request) -> web.Response:
+    body = await _body(request, ReleaseBody)
+    if isinstance(body, web.Response):
+        return body
+    hand_over = request.app[STATE].hand_over
+    if hand_over is None:
+        return _error(501, "slots cannot be handed over here")
+    try:
+        released = await hand_over(body.slots, body.force)
+    except SlotRefused as exc:
+        return _error(409, str(exc))
+    return web.json_response({"released": released})
+
+
+async def _drain_body(request: web.Request) -> DrainBody | web.Response:
+    body = await _body(request, DrainBody)
+    if isinstance(body, web.Response):
+        return body
     if body.vips is not None:
         if not body.vips:
             # an empty list is almost surely a script's bug: it must not mean "every VIP"
@@ -202,4 +239,6 @@ def build_app(state: ApiState) -> web.Application:
     app.router.add_post("/v1/drain", drain)
     app.router.add_post("/v1/undrain", undrain)
     app.router.add_post("/v1/reload", reload)
+    app.router.add_get("/v1/slots", slots)
+    app.router.add_post("/v1/slots/release", release_slots)
     return app

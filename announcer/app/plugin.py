@@ -140,6 +140,10 @@ class Plugin:
         self.api_state.posts_allowed = posts_allowed
         self.api_state.drain_state = self._drain_state
         self.api_state.reload = self.reload
+        self.api_state.slots = lambda: self.slots.document(self.owner.state)
+        self.api_state.hand_over = lambda slots, force: self.slots.hand_over(
+            self.owner.state, slots, force
+        )
         self.api = ApiLifecycle(config.api, self.api_state, lambda: self.owner.state)
         self._reload_lock = asyncio.Lock()
         self.stop_requested = asyncio.Event()
@@ -342,7 +346,7 @@ class Plugin:
             status = 1
         finally:
             self._group = None
-            self.slots.release()  # first: keepalived hands the slots over in milliseconds
+            self.slots.let_go()  # first: keepalived hands the slots over in milliseconds
             await withdraw_everything(
                 self.owner,
                 self.reconciler,

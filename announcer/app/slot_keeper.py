@@ -23,14 +23,19 @@ from pathlib import Path
 
 from ..config import Config, StableNextHopsConfig
 from ..core import Event, Keepalived, State
-from ..core.slots import may_hold_slots
+from ..core.fleet import slot_backed_elsewhere
+from ..core.slots import SlotRefused, may_hold_slots, release_file
 from ..host.addresses import AddressError, unassign
 from ..logs import get_logger
 
 __all__ = ["SlotKeeper", "keepalived_running", "write_health"]
 
 log = get_logger("slots")
-WATCH_INTERVAL_S = 0.25
+WATCH_INTERVAL_S = 0.1  # a read and a kill(0): about 30 microseconds
+RELEASE_TIMEOUT_S = 2.0  # keepalived drops a released slot's address in milliseconds
+# after the address went, before the release file is cleared: the other backer becomes master
+# within its skew time of the priority-0 advertisement (a few advertisement intervals at most)
+RELEASE_HOLD_S = 0.5
 
 
 def write_health(path: str, may_hold: bool) -> None:
@@ -86,7 +91,7 @@ class SlotKeeper:
         self._seen = seen
         self._write(stable.health_file, may_hold_slots(state))
 
-    def release(self) -> None:
+    def let_go(self) -> None:
         """The plugin is ending: this host holds no slot from now on."""
         stable = self.stable
         if stable is not None:
@@ -138,3 +143,101 @@ class SlotKeeper:
                         "keepalived is not running: removed a slot's address it left behind",
                         extra={"address": slot.address, "interface": stable.interface},
                     )
+
+    # ---------------------------------------------------------------- slots, by hand
+    def document(self, state: State) -> dict[str, object]:
+        """Every slot this host backs: its priority here, whether this host holds it, and
+        whether another host announces every slotted VIP through it normally (the routers'
+        view, with `fleet:`)."""
+        stable = self.stable
+        if stable is None:
+            return {"enabled": False}
+        held = state.addresses or frozenset()
+        slots = []
+        for slot in stable.slots:
+            slots.append(
+                {
+                    "address": slot.address,
+                    "vrid": slot.vrid,
+                    "priority": slot.priority,
+                    "held": slot.address in held,
+                    "backed_elsewhere": self._backed_elsewhere(state, slot.address),
+                }
+            )
+        return {
+            "enabled": True,
+            "interface": stable.interface,
+            "may_hold": may_hold_slots(state),
+            "keepalived_running": self._running,
+            "preempt": stable.preempt,
+            "slots": slots,
+        }
+
+    def _backed_elsewhere(self, state: State, address: str) -> bool | None:
+        """Whether another host would take the slot: it announces every slotted VIP through
+        it normally on every router whose view is known (None: no view known)."""
+        spec = state.spec
+        if spec.fleet is None:
+            return None
+        answers = [
+            slot_backed_elsewhere(
+                state.fleet, spec.neighbors, vip.prefix, address, spec.fleet.host_id
+            )
+            for vip in spec.vips
+            if vip.route.paths
+        ]
+        if not answers or any(answer is False for answer in answers):
+            return False if answers else None
+        return None if any(answer is None for answer in answers) else True
+
+    async def hand_over(self, state: State, addresses: list[str], force: bool) -> list[str]:
+        """Hand these slots (held here) to their other backers: each slot's instance alone
+        goes to FAULT until its address has left this host, and back to BACKUP, where
+        (nopreempt) it stays. Refused unless another host is seen to back every one of them,
+        or `force`. Returns the slots handed over."""
+        stable = self.stable
+        if stable is None:
+            raise SlotRefused("stable_next_hops is not configured")
+        by_address = {slot.address: slot for slot in stable.slots}
+        unknown = [a for a in addresses if a not in by_address]
+        if unknown:
+            raise SlotRefused(f"not a slot of this host: {', '.join(unknown)}")
+        held = state.addresses or frozenset()
+        not_held = [a for a in addresses if a not in held]
+        if not_held:
+            raise SlotRefused(f"not held by this host: {', '.join(not_held)}")
+        if not force:
+            unbacked = [a for a in addresses if self._backed_elsewhere(state, a) is not True]
+            if unbacked:
+                raise SlotRefused(
+                    "no other host is seen to back "
+                    + ", ".join(unbacked)
+                    + " (it needs fleet: and another host announcing through it normally; "
+                    "force to hand it over anyway: if no one takes it, its share of the "
+                    "traffic is lost until this host takes it back, about a second)"
+                )
+        for address in addresses:
+            slot = by_address[address]
+            path = release_file(stable.health_file, slot.vrid)
+            write_health(path, False)
+            try:
+                await self._gone(address, stable.interface)
+                await asyncio.sleep(RELEASE_HOLD_S)
+            finally:
+                write_health(path, True)
+            log.info(
+                "slot handed over",
+                extra={"event": "slot_released", "slot": address, "vrid": slot.vrid},
+            )
+        return addresses
+
+    async def _gone(self, address: str, interface: str) -> None:
+        from ..host.rtnetlink import dump_addresses
+
+        deadline = asyncio.get_running_loop().time() + RELEASE_TIMEOUT_S
+        while asyncio.get_running_loop().time() < deadline:
+            present = await asyncio.to_thread(dump_addresses)
+            if address not in {entry.address for entry in present}:
+                return
+            await asyncio.sleep(0.02)
+        raise SlotRefused(f"keepalived did not drop {address} from {interface}")

@@ -136,10 +136,12 @@ def _received(peer: str, message: dict[str, Any]) -> RoutesReceived:
     for family, by_next_hop in _object(update.get("announce", {}), "announce").items():
         if family not in _FAMILIES:
             continue
-        for nlris in _object(by_next_hop, family).values():
+        for next_hop, nlris in _object(by_next_hop, family).items():
             for nlri in _list(nlris, family):
                 prefix, path_id = _path_id(nlri)
-                announced.append(ReceivedPath(prefix, path_id, large, communities))  # type: ignore[arg-type]
+                announced.append(
+                    ReceivedPath(prefix, path_id, large, communities, next_hop)  # type: ignore[arg-type]
+                )
     withdrawn = []
     for family, nlris in _object(update.get("withdraw", {}), "withdraw").items():
         if family in _FAMILIES:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "host_name",
     "only_transient",
     "read_tag",
+    "slot_backed_elsewhere",
     "tag",
     "updated_view",
     "view_problem",
@@ -107,6 +108,7 @@ class VipFleet:
 class Seen:
     host: int | None  # None: a path without our tag (another speaker, an older version)
     mark: Mark
+    next_hop: str | None = None  # with stable next hops: the slot the path goes through
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class ReceivedPath:
     path_id: str | None  # None: the router does not send ADD-PATH
     large_communities: tuple[tuple[int, int, int], ...] = ()
     communities: tuple[tuple[int, int], ...] = ()
+    next_hop: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,28 @@ def _count(paths: Mapping[str, Seen], me: int, rank: bool) -> tuple[int, int, in
     return normal, len(hosts) + 1, leaving
 
 
+def slot_backed_elsewhere(
+    views: Mapping[str, RouterView], routers: Iterable[str], prefix: str, slot: str, me: int
+) -> bool | None:
+    """Whether another host announces `prefix` through `slot` normally on every router whose
+    view is known (such a host may hold the slot: it would take it over); None: no router's
+    view is known."""
+    family = family_of(prefix)
+    known = False
+    for router in routers:
+        view = views.get(router)
+        if view is None or not carries(view, family) or view_problem(view, family) is not None:
+            continue
+        known = True
+        paths = view.paths.get(prefix, {}).values()
+        if not any(
+            seen.next_hop == slot and seen.mark is Mark.NORMAL and seen.host not in (me, None)
+            for seen in paths
+        ):
+            return False
+    return True if known else None
+
+
 def count_fleet(
     views: Mapping[str, RouterView],
     routers: Iterable[str],
@@ -289,6 +314,8 @@ def updated_view(
         if path.prefix not in vips or path.path_id is None:
             continue
         seen = read_tag(spec, path.large_communities, path.communities)
+        if path.next_hop is not None:
+            seen = replace(seen, next_hop=path.next_hop)
         current = table(path.prefix)
         if path.path_id in current or len(current) < spec.max_paths:
             current[path.path_id] = seen

@@ -49,7 +49,9 @@ def finalize(
     if address_missing:
         return Decision(Verdict.WITHDRAW, Reason.ADDRESS_MISSING)
     if keepalived_down:
-        return Decision(Verdict.WITHDRAW, Reason.KEEPALIVED_DOWN)
+        # the checks' own withdraw says more; undecided checks must not hold a route up
+        down = Decision(Verdict.WITHDRAW, Reason.KEEPALIVED_DOWN)
+        return health if health.verdict is Verdict.WITHDRAW else down
     if drain is DrainPhase.WITHDRAWN:
         return Decision(Verdict.WITHDRAW, Reason.DRAINED)
     if health.verdict is not Verdict.ANNOUNCE:

@@ -9,10 +9,11 @@ shell's writer of keepalived's track file and the tests ask the same question.
 
 from __future__ import annotations
 
+from .errors import AnnouncerError
 from .machine import State
 from .model import Reason, Verdict
 
-__all__ = ["SERVING_REASONS", "may_hold_slots"]
+__all__ = ["SERVING_REASONS", "SlotRefused", "may_hold_slots", "release_file"]
 
 # announced and taking traffic; de-preferred (dampening, hold-down) and draining are not: the
 # slot should be where the routers send the traffic, on a host that takes it
@@ -35,3 +36,13 @@ def may_hold_slots(state: State) -> bool:
         if decision.verdict is not Verdict.ANNOUNCE or decision.reason not in SERVING_REASONS:
             return False
     return True
+
+
+def release_file(health_file: str, vrid: int) -> str:
+    """The file that hands one slot over (`announcer release-slot`): 1 puts that slot's
+    keepalived instance alone into FAULT."""
+    return f"{health_file}.{vrid}"
+
+
+class SlotRefused(AnnouncerError):
+    """A slot that cannot be handed over; the message says why."""

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from .netns import alive, netns_exec
+from .netns import LabError, alive, ip_json, netns_exec
 from .routers import frr_argv
-from .topology import ROUTER_AS, ROUTERS, VIP_V4, VIP_V6, LbHost
+from .topology import ROUTER_AS, ROUTERS, VIP_V4, VIP_V6, LbHost, slot_address
 from .workspace import BIN, Workspace, render_with_announcer, stop_daemon, wait_until
 
 __all__ = ["Announcers"]
@@ -32,8 +32,12 @@ class Announcers:
         plugin_overrides: PluginOverrides | None,
         exabgp_config: Callable[[LbHost, Path], str] | None,
         packaged: Mapping[str, Path] | None = None,
+        slots: Mapping[str, list[tuple[int, int]]] | None = None,
     ) -> None:
         self._space = space
+        # stable next hops: per host, the slots it backs (slot number, priority); keepalived
+        # runs beside ExaBGP and moves them
+        self._slots = dict(slots or {})
         self._bfd = bfd
         self._bfd_gate = bfd_gate
         self._plugin_overrides = plugin_overrides
@@ -100,6 +104,18 @@ class Announcers:
                 },
                 **check,
             }
+        slots = self._slots.get(host.name)
+        if slots:
+            config["stable_next_hops"] = {
+                "interface": "eth0",
+                "slots": [
+                    {"address": slot_address(number), "vrid": 40 + number, "priority": priority}
+                    for number, priority in slots
+                ],
+                "advert_interval": "100ms",
+                "health_file": str(d / "slots"),
+                "keepalived_pid_file": str(d / "keepalived.pid"),
+            }
         if self._plugin_overrides is not None:
             self._plugin_overrides(host, config)
         return config
@@ -129,12 +145,85 @@ class Announcers:
             shutil.chown(bfdd, "frr", "frr")
             shutil.chown(bfdd / "bfdd.conf", "frr", "frr")
             self.start_bfdd(host.name)
+        if self._slots.get(host.name):
+            # started by `start_slots`, once every host's plugin runs
+            rendered = render_with_announcer("keepalived-config", d / "announcer.yaml")
+            (d / "keepalived.conf").write_text(rendered)
         self.start_exabgp(host.name)
 
     def start_bfdd(self, name: str) -> None:
         d = self.bfdd_dir(name)
         self._space.start_process(name, frr_argv("bfdd", d), d / "bfdd.out")
         wait_until(lambda: (d / "bfdd.vty").exists(), 10, f"{name}: bfdd did not start")
+
+    def start_keepalived(self, name: str) -> None:
+        """keepalived for the host's slots, VRRP only, in the foreground, with its own pid
+        files (several on one machine)."""
+        d = self._space.dir(name)
+        if shutil.which("keepalived") is None:
+            raise LabError("keepalived not found: run scripts/setup.sh")
+        argv = ["keepalived", "--dont-fork", "--log-console", "--no-syslog", "--vrrp"]
+        argv += ["-f", str(d / "keepalived.conf"), "-p", str(d / "keepalived.pid")]
+        argv += ["-r", str(d / "keepalived-vrrp.pid")]
+        self._space.start_process(name, argv, d / "keepalived.log")
+        wait_until(lambda: (d / "keepalived-vrrp.pid").exists(), 10, f"{name}: no keepalived")
+
+    def start_slots(self, names: list[str], timeout: float = 30.0) -> None:
+        """keepalived on every host, each slot with its first backer: keepalived gives a slot
+        nobody holds to the first backer that may hold it and (nopreempt) never takes it
+        back, so hosts that start one after the other would leave the first with every slot
+        it backs. The lab starts keepalived with preemption on (the configuration rendered
+        from a copy with `preempt: true`), waits until each slot is with its first backer,
+        then reloads keepalived (SIGHUP) with the real configuration, as an operator would
+        rebalance the slots in a maintenance window."""
+        for name in names:
+            d = self._space.dir(name)
+            config = yaml.safe_load((d / "announcer.yaml").read_text())
+            config["stable_next_hops"]["preempt"] = True
+            (d / "announcer-preempt.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            rendered = render_with_announcer("keepalived-config", d / "announcer-preempt.yaml")
+            (d / "keepalived.conf").write_text(rendered)
+            self.start_keepalived(name)
+        wait_until(self.slots_placed, timeout, "the slots did not reach their first backers")
+        for name in names:
+            d = self._space.dir(name)
+            rendered = render_with_announcer("keepalived-config", d / "announcer.yaml")
+            (d / "keepalived.conf").write_text(rendered)
+            pid = int((d / "keepalived.pid").read_text())
+            os.kill(pid, signal.SIGHUP)
+
+    def slot_holders(self) -> dict[str, list[str]]:
+        """Per slot address, the hosts that have it assigned (one, when all is well)."""
+        holders: dict[str, list[str]] = {
+            slot_address(n): [] for slots in self._slots.values() for n, _ in slots
+        }
+        for name in self._slots:
+            for entry in ip_json("-n", name, "-4", "addr", "show", "dev", "eth0"):
+                for info in entry.get("addr_info", []):
+                    if info.get("local") in holders:
+                        holders[info["local"]].append(name)
+        return holders
+
+    def slots_placed(self) -> bool:
+        """Every slot is held by its first backer alone."""
+        holders = self.slot_holders()
+        return all(
+            holders[slot_address(slots[0][0])] == [name] for name, slots in self._slots.items()
+        )
+
+    def keepalived_pids(self, name: str) -> list[int]:
+        return self._space.pids(name, "keepalived", str(self._space.dir(name) / "keepalived.conf"))
+
+    def stop_keepalived(self, name: str, signum: int = signal.SIGKILL) -> None:
+        """SIGKILL: as a crash (its addresses stay); SIGTERM: it removes them."""
+        d = self._space.dir(name)
+        pids = self.keepalived_pids(name)
+        for pid in pids:
+            os.kill(pid, signum)
+        wait_until(lambda: not any(alive(p) for p in pids), 10, f"{name}: keepalived stays")
+        if signum == signal.SIGKILL:
+            for pid_file in ("keepalived.pid", "keepalived-vrrp.pid"):
+                (d / pid_file).unlink(missing_ok=True)
 
     def stop_bfdd(self, name: str, signum: int = signal.SIGKILL) -> None:
         stop_daemon(self.bfdd_dir(name), "bfdd", signum)

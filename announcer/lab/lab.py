@@ -25,7 +25,17 @@ from .network import Network
 from .prometheus import PROMETHEUS, Prometheus
 from .routers import Routers
 from .services import Services
-from .topology import LAB_BGP_SECRET, ROUTERS, SWITCH, LbHost, Router, host_named, lb_hosts
+from .topology import (
+    LAB_BGP_SECRET,
+    ROUTERS,
+    SWITCH,
+    LbHost,
+    Router,
+    host_named,
+    lb_hosts,
+    slot_address,
+    slots_backed,
+)
 from .workspace import (
     BIN,
     FRR_BIN,
@@ -74,6 +84,7 @@ class Lab:
         unassigned: frozenset[str] = frozenset(),
         prometheus: bool = False,
         packaged: Mapping[str, Path] | None = None,
+        stable: bool = False,
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts, haproxy_hosts)
@@ -88,8 +99,12 @@ class Lab:
         # bfd: bfdd on the hosts (the routers always run it); bfd_gate: announce to a router
         # only while BFD to it is up
         # packaged: hosts that run an unpacked Debian package's files (host -> its folder)
+        # stable: stable next hops (slots moved by keepalived on every host)
+        self.slots = (
+            {h.name: slots_backed(h, len(self.hosts)) for h in self.hosts} if stable else {}
+        )
         self.announcers = Announcers(
-            self.space, bfd, bfd_gate, plugin_overrides, exabgp_config, packaged
+            self.space, bfd, bfd_gate, plugin_overrides, exabgp_config, packaged, self.slots
         )
         self.clients = Clients(self.space)
         # a Prometheus in its own namespace, scraping every host
@@ -117,6 +132,13 @@ class Lab:
     def dir(self, namespace: str) -> Path:
         return self.space.dir(namespace)
 
+    def slot_holders(self) -> dict[str, list[str]]:
+        return self.announcers.slot_holders()
+
+    def slot_addresses(self) -> set[str]:
+        """Every slot's address (stable next hops; empty without)."""
+        return {slot_address(number) for slots in self.slots.values() for number, _ in slots}
+
     # ---------------------------------------------------------------- up and down
     def up(self) -> None:
         _require_tools()
@@ -133,6 +155,8 @@ class Lab:
                 self.frr.install(router.name)
             for host in self.hosts:
                 self._start_host(host)
+            if self.slots:
+                self.announcers.start_slots([h.name for h in self.hosts])
             if self.prometheus is not None:
                 self.prometheus.start()
         except BaseException:

@@ -7,7 +7,8 @@ every `interval`. One JSON line per event:
   `moved`: answered by another host than its home, `refused`); it then connects again.
 
 Run inside a client namespace (`ip netns exec client python -m announcer.lab.long_lived`).
-Bounded: at most 2,000 connections, for at most 10 minutes.
+Bounded: at most 2,000 connections, for at most 10 minutes. `read_events` and `breaks_in`
+count, from its output, which connections an event broke (the benchmark and the lab tests).
 """
 
 from __future__ import annotations
@@ -17,12 +18,66 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["Breaks", "breaks_in", "homes_at", "main", "read_events"]
 
 MAX_CONNECTIONS = 2000
 MAX_SECONDS = 600.0
 REQUEST = b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Breaks:
+    event: str
+    host: str  # the host whose state changed
+    survivors: int  # connections on the other hosts when the event was made
+    survivors_broken: int
+    on_host: int  # connections on the host itself
+    on_host_broken: int
+
+    @property
+    def survivor_ratio(self) -> float:
+        return self.survivors_broken / self.survivors if self.survivors else 0.0
+
+
+def homes_at(events: list[dict[str, Any]], t: float) -> dict[int, str]:
+    """Each connection's host at time t (its latest `home` before t, unless it broke since)."""
+    homes: dict[int, str] = {}
+    for e in events:
+        if e["t"] > t:
+            break
+        if e["event"] == "home":
+            homes[e["conn"]] = e["server"]
+        elif e["event"] == "break":
+            homes.pop(e["conn"], None)
+    return homes
+
+
+def breaks_in(
+    events: list[dict[str, Any]], event: str, host: str, start: float, end: float
+) -> Breaks:
+    """Which of the connections open at `start` broke before `end`, on `host` and elsewhere."""
+    homes = homes_at(events, start)
+    broken = {e["conn"] for e in events if e["event"] == "break" and start <= e["t"] <= end}
+    survivors = {conn for conn, home in homes.items() if home != host}
+    mine = {conn for conn, home in homes.items() if home == host}
+    return Breaks(
+        event, host, len(survivors), len(survivors & broken), len(mine), len(mine & broken)
+    )
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return sorted(out, key=lambda e: e["t"])
 
 
 def _emit(**fields: object) -> None:

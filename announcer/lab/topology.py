@@ -25,6 +25,8 @@ __all__ = [
     "Router",
     "host_named",
     "lb_hosts",
+    "slot_address",
+    "slots_backed",
 ]
 
 ROUTER = "r1"  # the first router; helpers that read one router read this one by default
@@ -127,3 +129,20 @@ def lb_hosts(count: int, haproxy_hosts: int = 1) -> list[LbHost]:
 def host_named(hosts: list[LbHost], name: str) -> LbHost:
     """The host called `name` (StopIteration for a name the lab does not have)."""
     return next(h for h in hosts if h.name == name)
+
+
+# stable next hops: slot N (1..hosts) is 198.51.100.(40+N), backed first by lbN and second by
+# the next host, so every host backs two slots and every slot has two backers
+SLOT_PRIMARY, SLOT_BACKUP = 200, 100
+
+
+def slot_address(number: int) -> str:
+    return f"198.51.100.{40 + number}"
+
+
+def slots_backed(host: LbHost, count: int) -> list[tuple[int, int]]:
+    """The slots a host backs, as (slot number, its VRRP priority for it)."""
+    backup_of = (host.index - 2) % count + 1  # the previous host's slot
+    if backup_of == host.index:
+        return [(host.index, SLOT_PRIMARY)]
+    return [(host.index, SLOT_PRIMARY), (backup_of, SLOT_BACKUP)]

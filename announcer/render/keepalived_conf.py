@@ -3,9 +3,11 @@
 One VRRPv3 instance per slot this host backs, all of them tracking the health file the plugin
 writes (`stable_next_hops.health_file`: 0 while this host may hold slots, anything else puts
 every instance into FAULT at once, so its slots move to their next backer within a few
-milliseconds, keepalived's priority-0 advertisement). Every instance starts as BACKUP: a
-restarted host takes no slot from a healthy holder (`nopreempt`, unless `preempt: true`), and
-a slot nobody holds goes to the highest-priority backer after three advertisement intervals.
+milliseconds, keepalived's priority-0 advertisement), and each its own release file
+(`HEALTH_FILE.VRID`, 1 for a moment while `announcer release-slot` hands that slot over).
+Every instance starts as BACKUP: a restarted host takes no slot from a healthy holder
+(`nopreempt`, unless `preempt: true`), and a slot nobody holds goes to the highest-priority
+backer after three advertisement intervals.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import re
 
 from ..config import Config
+from ..core.slots import release_file
 
 __all__ = ["render_keepalived_config"]
 
 TRACK_FILE = "announcer_slots"
+RELEASE_TRACK = "announcer_release_{vrid}"
 # keepalived reads a quoted string up to the next quote: nothing that could end it or the line
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@-]*")
 
@@ -57,6 +61,15 @@ def render_keepalived_config(config: Config) -> str:
     for slot in stable.slots:
         lines += [
             "",
+            f"track_file {RELEASE_TRACK.format(vrid=slot.vrid)} {{",
+            f'    file "{release_file(stable.health_file, slot.vrid)}"',
+            "    weight 0",
+            "    init_file 0",
+            "}",
+        ]
+    for slot in stable.slots:
+        lines += [
+            "",
             f"vrrp_instance slot_{slot.vrid} {{",
             "    state BACKUP",
             f"    interface {stable.interface}",
@@ -72,6 +85,7 @@ def render_keepalived_config(config: Config) -> str:
             "    }",
             "    track_file {",
             f"        {TRACK_FILE}",
+            f"        {RELEASE_TRACK.format(vrid=slot.vrid)}",
             "    }",
             "}",
         ]

@@ -51,7 +51,9 @@ def test_every_metric_is_documented():
     assert not missing, missing
 
 
-async def test_metric_names_match_a_real_scrape(health_server, plugin_config, unused_tcp_port):
+async def test_metric_names_match_a_real_scrape(
+    health_server, plugin_config, unused_tcp_port, tmp_path
+):
     """METRIC_NAMES is what /metrics really serves once the plugin has done some work."""
     import asyncio
 
@@ -74,6 +76,13 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     }
     config["bfdd"] = {"vty_socket": "/nonexistent-bfdd"}  # unreachable: still served, as 0
     config["fleet"] = {"min_serving": 1}
+    # stable next hops, keepalived not running here: its metrics are served (as 0)
+    config["stable_next_hops"] = {
+        "interface": "lo",
+        "slots": [{"address": "198.51.100.41", "vrid": 41, "priority": 200}],
+        "health_file": str(tmp_path / "slots"),
+        "keepalived_pid_file": str(tmp_path / "keepalived.pid"),
+    }
     channel = MemoryChannel()
     plugin = Plugin(parse_config(config), channel)
     task = asyncio.create_task(plugin.run())
@@ -84,6 +93,7 @@ async def test_metric_names_match_a_real_scrape(health_server, plugin_config, un
     plugin.owner.post(Neighbor("198.51.100.1", "up"))
     plugin.owner.post(RoutesReceived("198.51.100.1", end_of_rib="ipv4 unicast"))
     await wait_for_api(config["api"]["listen"])
+    await asyncio.sleep(0.3)  # the keepalived watcher has looked once
     async with ClientSession() as http, http.get(f"http://{config['api']['listen']}/metrics") as r:
         text = await r.text()
     plugin.request_stop("test")

@@ -16,7 +16,7 @@ class _Reconciler:
     def __init__(self) -> None:
         self.sets: list[dict[str, object]] = []
 
-    def set(self, views: dict[str | None, dict[str, object]]) -> None:
+    def set(self, views: dict[str | None, dict[str, object]], path_ids: object = None) -> None:
         assert list(views) == [None]
         self.sets.append(dict(views[None]))
 

@@ -83,16 +83,37 @@ RESULTS = {
             }
         ],
     },
-    "long_lived": [
-        {
-            "event": "nginx stopped",
-            "host": "lb1",
-            "survivors": 160,
-            "survivors_broken": 48,
-            "on_host": 80,
-            "on_host_broken": 80,
-        }
-    ],
+    "long_lived": {
+        "connections": 240,
+        "interval_s": 0.5,
+        "command": "python -m bench.long_lived --connections 240 --interval 0.5",
+        "plain": {
+            "rows": [
+                {
+                    "event": "nginx stopped",
+                    "host": "lb1",
+                    "survivors": 160,
+                    "survivors_broken": 48,
+                    "on_host": 80,
+                    "on_host_broken": 80,
+                }
+            ],
+            "fib_changes": 12,
+        },
+        "stable": {
+            "rows": [
+                {
+                    "event": "nginx stopped",
+                    "host": "lb1",
+                    "survivors": 158,
+                    "survivors_broken": 0,
+                    "on_host": 82,
+                    "on_host_broken": 82,
+                }
+            ],
+            "fib_changes": 0,
+        },
+    },
     "jitter": {
         "seconds": 30.0,
         "reloads": 3,
@@ -122,7 +143,11 @@ def test_report_has_every_table_and_plot(tmp_path):
     assert "## Cold start" in text and "The health endpoint answers 500" in text
     assert "| 0 | 0.140 s | 0.550 s | 0.050-0.260 s | 100 in 0.05 s, 600 in 0.21 s" in text
     assert "at 0.38 ms per route" in text  # (0.21/600 + 0.12/300) / 2, batches of 200 or more
-    assert "| nginx stopped | lb1 | 48 of 160 | 30.0% | 80 of 80 |" in text
+    assert (
+        "| nginx stopped | lb1 | 48 of 160 (30.0%) | 80 of 80 | 0 of 158 (0.0%) | 82 of 82 |"
+        in text
+    )
+    assert "plain ECMP 12, stable next hops 0." in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000
 
@@ -153,7 +178,7 @@ def test_survivor_breaks_count_only_connections_open_when_the_event_was_made():
     """bench.long_lived: a connection is a survivor if, when the event is made, its home is
     another host; it counts as broken if it breaks within the window. One that broke and
     has not found a new home before the event is in neither count."""
-    from bench.long_lived import breaks_in
+    from announcer.lab.long_lived import breaks_in
 
     events = [
         {"t": 1.0, "conn": 0, "event": "home", "server": "lb1"},

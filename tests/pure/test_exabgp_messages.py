@@ -85,7 +85,8 @@ def test_a_received_update_gives_each_path_with_its_id_and_communities():
         },
         "announce": {
             "ipv4 unicast": {
-                "198.51.100.1": [
+                # the paths' next hop (a slot, with stable next hops)
+                "198.51.100.41": [
                     {"nlri": "192.0.2.10/32", "path-information": "0.0.0.3"},
                     {"nlri": "192.0.2.11/32", "path-information": "0.0.0.4"},
                 ]
@@ -98,8 +99,8 @@ def test_a_received_update_gives_each_path_with_its_id_and_communities():
     assert parse_line(_received({"update": update})) == RoutesReceived(
         "198.51.100.1",
         (
-            ReceivedPath("192.0.2.10/32", "0.0.0.3", large, ((65535, 0),)),
-            ReceivedPath("192.0.2.11/32", "0.0.0.4", large, ((65535, 0),)),
+            ReceivedPath("192.0.2.10/32", "0.0.0.3", large, ((65535, 0),), "198.51.100.41"),
+            ReceivedPath("192.0.2.11/32", "0.0.0.4", large, ((65535, 0),), "198.51.100.41"),
         ),
         (("192.0.2.12/32", "0.0.0.2"),),
     )
@@ -110,7 +111,8 @@ def test_a_path_without_an_id_and_an_end_of_rib_are_read_too():
 
     plain = {"announce": {"ipv6 unicast": {"2001:db8:ffff::1": [{"nlri": "2001:db8:100::10/128"}]}}}
     assert parse_line(_received({"update": plain})) == RoutesReceived(
-        "198.51.100.1", (ReceivedPath("2001:db8:100::10/128", None),)
+        "198.51.100.1",
+        (ReceivedPath("2001:db8:100::10/128", None, next_hop="2001:db8:ffff::1"),),
     )
     eor = parse_line(_received({"eor": {"afi": "ipv4", "safi": "unicast"}}))
     assert eor == RoutesReceived("198.51.100.1", end_of_rib="ipv4 unicast")
