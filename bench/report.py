@@ -502,14 +502,21 @@ def _long_lived(results: dict[str, Any] | list[dict[str, Any]] | None) -> list[s
         "hops changes; with stable next hops (`stable_next_hops:`, three slots moved by "
         "keepalived) the set does not change, and only the changed host's own connections "
         "move. A dead host comes back as after a reboot: its processes run before its cable is "
-        "in. *Leaves*: ExaBGP (and keepalived) stopped on the host; *joins*: started again.",
+        "in. *Leaves*: ExaBGP (and keepalived) stopped on the host; *joins*: started again. "
+        "*Settled after*: from the event, the action itself included (the CLI's start for a "
+        "drain, ExaBGP's stop for leaves), until r1's next hops were the new set (plain ECMP), "
+        "or every slot had its new holder (stable next hops: the failover, read every 10 ms or "
+        "so from the hosts' addresses; where nothing moves, the time to see that). With stable "
+        "next hops a host that returns takes no slot from a serving holder (`nopreempt`): it "
+        "carries no connection until a slot moves to it (`announcer release-slot`), hence the "
+        "concentration on fewer hosts as the events go on.",
         "",
     ]
     header = "| event | host |"
     rule = "|---|---|"
     for mode in modes:
-        header += f" {title[mode]}: survivors broken | the host's own broken |"
-        rule += "---|---|"
+        header += f" {title[mode]}: survivors broken | the host's own broken | settled after |"
+        rule += "---|---|---|"
     out += [header, rule]
     rows = {mode: results[mode]["rows"] for mode in modes}
     for index, first in enumerate(rows[modes[0]]):
@@ -517,12 +524,14 @@ def _long_lived(results: dict[str, Any] | list[dict[str, Any]] | None) -> list[s
         for mode in modes:
             row = rows[mode][index] if index < len(rows[mode]) else None
             if row is None:
-                line += " | |"
+                line += " | | |"
                 continue
             share = row["survivors_broken"] / row["survivors"] if row["survivors"] else 0.0
+            settled = row.get("settled_s")
             line += (
                 f" {row['survivors_broken']} of {row['survivors']} ({100 * share:.1f}%) |"
                 f" {row['on_host_broken']} of {row['on_host']} |"
+                f" {'' if settled is None else f'{settled:.2f} s'} |"
             )
         out.append(line)
     changes = [

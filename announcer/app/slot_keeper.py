@@ -16,7 +16,6 @@ behind and two hosts would then answer for one slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ __all__ = ["SlotKeeper", "keepalived_running", "write_health"]
 
 log = get_logger("slots")
 WATCH_INTERVAL_S = 0.1  # a read and a kill(0): about 30 microseconds
+REMOVAL_RETRY_S = 5.0  # a removal the kernel refused (no CAP_NET_ADMIN) is tried this often
 RELEASE_TIMEOUT_S = 2.0  # keepalived drops a released slot's address in milliseconds
 # after the address went, before the release file is cleared: the other backer becomes master
 # within its skew time of the priority-0 advertisement (a few advertisement intervals at most)
@@ -72,6 +72,9 @@ class SlotKeeper:
         self._seen: tuple[object, ...] = ()
         self._running: bool | None = None
         self._write_failed = False
+        self._addresses: frozenset[str] = frozenset()  # the host's, as the state last had them
+        self._removal_failed = False
+        self._next_removal = 0.0  # after a failed removal, the next try waits a while
 
     @property
     def stable(self) -> StableNextHopsConfig | None:
@@ -82,6 +85,7 @@ class SlotKeeper:
         stable = self.stable
         if stable is None:
             return
+        self._addresses = state.addresses or frozenset()
         # only what `may_hold_slots` reads; the tables are new objects only when they changed
         seen = (state.vips, state.neighbors, state.bfd_up, state.stopping, state.spec)
         if len(seen) == len(self._seen) and all(
@@ -136,13 +140,31 @@ class SlotKeeper:
             await asyncio.sleep(WATCH_INTERVAL_S)
 
     async def _remove_addresses(self, stable: StableNextHopsConfig) -> None:
+        """The slots' addresses still on this host (the address watcher's view), removed."""
+        now = asyncio.get_running_loop().time()
+        if now < self._next_removal:
+            return
         for slot in stable.slots:
-            with contextlib.suppress(AddressError):
-                if await unassign(slot.address, stable.interface):
-                    log.warning(
-                        "keepalived is not running: removed a slot's address it left behind",
-                        extra={"address": slot.address, "interface": stable.interface},
+            if slot.address not in self._addresses:
+                continue
+            try:
+                removed = await unassign(slot.address, stable.interface)
+            except AddressError as exc:
+                if not self._removal_failed:
+                    log.error(
+                        "keepalived is not running and its slot address cannot be removed: "
+                        "two hosts may answer for the slot",
+                        extra={"address": slot.address, "error": str(exc)},
                     )
+                self._removal_failed = True
+                self._next_removal = now + REMOVAL_RETRY_S
+                continue
+            self._removal_failed = False
+            if removed:
+                log.warning(
+                    "keepalived is not running: removed a slot's address it left behind",
+                    extra={"address": slot.address, "interface": stable.interface},
+                )
 
     # ---------------------------------------------------------------- slots, by hand
     def document(self, state: State) -> dict[str, object]:

@@ -20,6 +20,11 @@ def add_lab_parser(sub: Any) -> None:
     p.add_argument("action", choices=("up", "down", "status", "demo"))
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     p.add_argument("--hosts", type=int, default=3, help="LB hosts (the last runs HAProxy)")
+    p.add_argument(
+        "--stable",
+        action="store_true",
+        help="stable next hops: slots 198.51.100.41... moved by keepalived on every host",
+    )
     p.set_defaults(func=run_lab_command)
 
 
@@ -35,13 +40,19 @@ def print_status(lab: Lab) -> None:
     for prefix in (VIP_V4, VIP_V6):
         hops = lab.fib.next_hops(prefix)
         names = [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
-        print(f"r1 FIB {prefix}: {', '.join(names) or 'no route'}")
+        slots = sorted(hop for hop in hops if hop not in {h.v4 for h in lab.hosts})
+        print(f"r1 FIB {prefix}: {', '.join(names + slots) or 'no route'}")
 
 
 def run_lab_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_to_exit)
     # the lab people run (up, demo) has its Prometheus; tests ask for it where they need it
-    lab = Lab(args.workdir, hosts=args.hosts, prometheus=args.action in ("up", "demo"))
+    lab = Lab(
+        args.workdir,
+        hosts=args.hosts,
+        prometheus=args.action in ("up", "demo"),
+        stable=getattr(args, "stable", False),
+    )
     try:
         if args.action == "up":
             lab.up()
@@ -52,7 +63,10 @@ def run_lab_command(args: argparse.Namespace) -> int:
             if lab.prometheus is not None:
                 url = lab.prometheus.url
                 print(f"Prometheus (every host scraped, deploy/prometheus rules): {url}")
-            lab.fib.wait([h.name for h in lab.hosts])
+            if lab.slots:
+                print(f"slots held: {lab.slot_holders()}")
+            else:
+                lab.fib.wait([h.name for h in lab.hosts])
             print_status(lab)
         elif args.action == "down":
             lab.down()

@@ -37,6 +37,9 @@ class Breaks:
     survivors_broken: int
     on_host: int  # connections on the host itself
     on_host_broken: int
+    # how long the change took to settle: r1's next hops (plain ECMP), or the slots'
+    # holders (stable next hops)
+    settled_s: float | None = None
 
     @property
     def survivor_ratio(self) -> float:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .lab import Lab
@@ -78,21 +78,23 @@ def measure_survivors(
     client = lab.space.start_process(CLIENT, [*argv, "--seconds", "300"], log_path)
     samples, stop = FibSamples(), threading.Event()
     sampler = threading.Thread(target=_sample, args=(samples, stop), daemon=True)
-    marks: list[tuple[str, str, float, float]] = []
+    marks: list[tuple[str, str, float, float, float]] = []
     try:
         time.sleep(SETTLE_S + interval_s)  # every connection has its home
         sampler.start()
 
         def event(name: str, host: str, make: Callable[[], object], settled: list[str]) -> None:
-            started = time.time()
+            started, began = time.time(), time.monotonic()
             make()
             if stable:
                 away = None if host in settled else host
-                wait_until(_settled_slots(lab, away), 30, lambda: str(lab.slot_holders()))
+                message = lambda: str(lab.slot_holders())  # noqa: E731
+                wait_until(_settled_slots(lab, away), 30, message, poll_s=0.01)
             else:
                 lab.fib.wait(settled, routers=(ROUTER,))
+            took = time.monotonic() - began
             time.sleep(SETTLE_S)
-            marks.append((name, host, started, time.time()))
+            marks.append((name, host, started, time.time(), took))
             log(f"{name}: done")
 
         def back(name: str) -> None:
@@ -132,8 +134,10 @@ def measure_survivors(
         stop.set()
         client.terminate()
         client.wait(10)
+    events = read_events(log_path)
     return [
-        breaks_in(read_events(log_path), name, host, start, end) for name, host, start, end in marks
+        replace(breaks_in(events, name, host, start, end), settled_s=round(took, 3))
+        for name, host, start, end, took in marks
     ], samples
 
 
@@ -142,5 +146,5 @@ def write_rows(rows: list[Breaks], log: Callable[[str], None]) -> None:
         log(
             f"{row.event} ({row.host}): survivors broken {row.survivors_broken} of "
             f"{row.survivors} ({row.survivor_ratio:.1%}); on {row.host} "
-            f"{row.on_host_broken} of {row.on_host}"
+            f"{row.on_host_broken} of {row.on_host}; settled after {row.settled_s} s"
         )

@@ -96,6 +96,7 @@ RESULTS = {
                     "survivors_broken": 48,
                     "on_host": 80,
                     "on_host_broken": 80,
+                    "settled_s": 0.071,
                 }
             ],
             "fib_changes": 12,
@@ -144,8 +145,8 @@ def test_report_has_every_table_and_plot(tmp_path):
     assert "| 0 | 0.140 s | 0.550 s | 0.050-0.260 s | 100 in 0.05 s, 600 in 0.21 s" in text
     assert "at 0.38 ms per route" in text  # (0.21/600 + 0.12/300) / 2, batches of 200 or more
     assert (
-        "| nginx stopped | lb1 | 48 of 160 (30.0%) | 80 of 80 | 0 of 158 (0.0%) | 82 of 82 |"
-        in text
+        "| nginx stopped | lb1 | 48 of 160 (30.0%) | 80 of 80 | 0.07 s | 0 of 158 (0.0%) "
+        "| 82 of 82 |  |" in text
     )
     assert "plain ECMP 12, stable next hops 0." in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
