@@ -6,6 +6,7 @@ two hosts answering for its slot."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import Any
@@ -103,3 +104,28 @@ def _release(lab: Lab, name: str, slot: str) -> str:
         return lab.announcers.cli(name, "release-slot", slot)
     except LabError as exc:
         return str(exc)
+
+
+def test_a_drain_under_short_request_traffic_loses_nothing(stable_lab):
+    """The drained host hands its slots over at once (its routes follow after gshut_period);
+    requests keep landing on whoever holds each slot, and none fails."""
+    lab = stable_lab
+    log = lab.workdir / "traffic.jsonl"
+    client = lab.clients.start("http://192.0.2.10/", count=120, interval_s=0.05, log=log)
+    time.sleep(1.5)
+    lab.announcers.cli("lb2", "drain", "--reason", "maintenance")
+    wait_for(lambda: not _holds(lab, "lb2"), 5, "lb2's slots moved")
+    paths = lambda: lab.frr.vtysh("show bgp ipv4 unicast 192.0.2.10/32")  # noqa: E731
+    wait_for(lambda: "from 198.51.100.12" not in paths(), 10, "lb2's paths withdrawn")
+    assert set(lab.fib.next_hops()) == SLOTS
+    client.wait(30)
+    results = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    failed = [r for r in results if not r["ok"]]
+    assert len(results) == 120 and not failed, failed
+    servers = [r["server"] for r in results]
+    assert "lb2" in servers  # it served before the drain
+    assert "lb2" not in servers[-20:]  # and not after
+
+
+def _holds(lab: Lab, name: str) -> bool:
+    return any(name in holders for holders in lab.slot_holders().values())
