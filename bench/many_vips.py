@@ -101,9 +101,11 @@ def phases_of(events: list[dict[str, Any]], t0: float, health: str) -> dict[str,
     }
 
 
-def bench_many_vips(count: int, rounds: int) -> dict[str, Any]:
+def bench_many_vips(
+    count: int, rounds: int, exabgp_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     vips = vip_prefixes(count)
-    lab = make_lab(ANNOUNCER, hosts=2, vips=vips)
+    lab = make_lab(ANNOUNCER, hosts=2, vips=vips, exabgp_env=exabgp_env)
     lb1 = lab.host("lb1").v4
     rows: list[dict[str, Any]] = []
     try:
@@ -148,8 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--vips", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--exabgp-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an ExaBGP setting for this run (exabgp.reactor.speed=5.0)",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(bench_many_vips(args.vips, args.rounds), indent=2))
+    env = dict(item.split("=", 1) for item in args.exabgp_env)
+    print(json.dumps(bench_many_vips(args.vips, args.rounds, env), indent=2))
     return 0
 
 

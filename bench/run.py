@@ -25,11 +25,13 @@ from announcer.lab.lab import Lab
 from announcer.lab.topology import LAB_BGP_SECRET, ROUTERS, LbHost
 
 from .measure import (
+    cpu_seconds,
     failover_rounds,
     lost_between,
     phases,
     read_client,
     sample_usage,
+    tree,
     unhealthy_rounds,
     wait_gone,
     wait_present,
@@ -62,6 +64,7 @@ def make_lab(
     vips: list[str] | None = None,
     plugin: dict[str, Any] | None = None,
     stable: bool = False,
+    exabgp_env: dict[str, str] | None = None,
 ) -> Lab:
     def override(host: LbHost, config: dict[str, Any]) -> None:
         configure_lab_host(lab, system, host, config, vips)
@@ -98,6 +101,7 @@ def make_lab(
         exabgp_config=exabgp_config,
         bfd=system.is_ours,
         stable=stable,
+        exabgp_env=exabgp_env,
     )
     return lab
 
@@ -338,6 +342,16 @@ def bench_host_death(system: System, rounds: int) -> dict[str, Any]:
         shutil.rmtree(lab.workdir, ignore_errors=True)
 
 
+def _own_cpu(pids: list[int]) -> float:
+    """CPU seconds of these processes themselves (not of the processes they run)."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def _tree_cpu(roots: list[int]) -> float:
+    """CPU seconds of these processes and every process under them, now."""
+    return sum(cpu_seconds(pid) for pid in tree(roots))
+
+
 def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
     vips = [f"198.18.{i // 256}.{i % 256}/32" for i in range(count)]
     lab = make_lab(system, hosts=1, vips=vips)
@@ -356,17 +370,26 @@ def bench_scale(system: System, count: int, window_s: float) -> dict[str, Any]:
         time.sleep(3.0)
         fragment = ("announcer", "run") if system.is_ours else ("exabgp", "healthcheck")
         pids = lab.space.pids("lb1", *fragment)
-        updates_before = lab.frr.updates_received("lb1")
-        cpu, rss = sample_usage(pids, window_s)
         exabgp_pid = lab.announcers.exabgp_pid("lb1")
+        bfdd = lab.space.pids("lb1", "bfdd")
+        updates_before = lab.frr.updates_received("lb1")
+        # one window for all: the announcer (its tree), ExaBGP alone (without the processes it
+        # runs, which are the announcer), and the whole host (ExaBGP's tree and bfdd)
+        before = _own_cpu([exabgp_pid] if exabgp_pid else [])
+        host_before = _tree_cpu([*([exabgp_pid] if exabgp_pid else []), *bfdd])
+        began = time.monotonic()
+        cpu, rss = sample_usage(pids, window_s)
+        elapsed = time.monotonic() - began
+        exabgp_cpu = (_own_cpu([exabgp_pid] if exabgp_pid else []) - before) / elapsed
+        host_cpu = _tree_cpu([*([exabgp_pid] if exabgp_pid else []), *bfdd]) - host_before
         updates = lab.frr.updates_received("lb1") - updates_before
-        exabgp_cpu, _ = sample_usage([exabgp_pid], 3.0) if exabgp_pid else (0.0, 0.0)
         return {
             "vips": count,
             "all_in_fib_s": all_in,
             "cpu": cpu,
             "rss_mib": rss,
             "exabgp_cpu": exabgp_cpu,
+            "host_cpu": host_cpu / elapsed,
             "updates_per_min": updates * 60 / window_s,
             "processes": len(pids),
         }

@@ -33,8 +33,11 @@ class Announcers:
         exabgp_config: Callable[[LbHost, Path], str] | None,
         packaged: Mapping[str, Path] | None = None,
         slots: Mapping[str, list[tuple[int, int]]] | None = None,
+        exabgp_env: Mapping[str, str] | None = None,
     ) -> None:
         self._space = space
+        # ExaBGP settings beyond the lab's own (a benchmark comparing them)
+        self._exabgp_env = dict(exabgp_env or {})
         # stable next hops: per host, the slots it backs (slot number, priority); keepalived
         # runs beside ExaBGP and moves them
         self._slots = dict(slots or {})
@@ -239,6 +242,7 @@ class Announcers:
             "exabgp.log.level": "INFO",
             # the lab's tests may make a plugin task fail on purpose (SIGUSR2)
             "ANNOUNCER_FAULT_HOOK": "1",
+            **self._exabgp_env,
         }
         python = self.python(name)
         exabgp = [str(BIN / "exabgp")] if python is None else [python, "-m", "exabgp"]

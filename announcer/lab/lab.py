@@ -85,6 +85,7 @@ class Lab:
         prometheus: bool = False,
         packaged: Mapping[str, Path] | None = None,
         stable: bool = False,
+        exabgp_env: Mapping[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.hosts = lb_hosts(hosts, haproxy_hosts)
@@ -104,7 +105,14 @@ class Lab:
             {h.name: slots_backed(h, len(self.hosts)) for h in self.hosts} if stable else {}
         )
         self.announcers = Announcers(
-            self.space, bfd, bfd_gate, plugin_overrides, exabgp_config, packaged, self.slots
+            self.space,
+            bfd,
+            bfd_gate,
+            plugin_overrides,
+            exabgp_config,
+            packaged,
+            self.slots,
+            exabgp_env,
         )
         self.clients = Clients(self.space)
         # a Prometheus in its own namespace, scraping every host

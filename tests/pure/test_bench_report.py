@@ -54,7 +54,8 @@ RESULTS = {
                 "all_in_fib_s": 3.0,
                 "cpu": 0.133,
                 "rss_mib": 69.0,
-                "exabgp_cpu": 0.15,
+                "exabgp_cpu": 0.015,
+                "host_cpu": 0.2,
                 "updates_per_min": 0.0,
                 "processes": 1,
             }
@@ -130,7 +131,7 @@ def test_report_has_every_table_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     text = render(RESULTS, tmp_path)
     assert "| announcer (defaults" in text and "0.085 s" in text  # median of 0.07..0.10
-    assert "| announcer | 1000 | 3.0 s | 13.3% | 69 MiB |" in text
+    assert "| announcer | 1000 | 3.0 s | 13.3% | 69 MiB | 1.5% | 20.0% | 0 |" in text
     assert "| healthcheck-tuned | 1000 | not run |" in text
     assert "detect 6 ms" in text and "certain 4" in text
     assert "| failover, nginx stopped: median <= 0.12 s | 0.085 s | yes |" in text
