@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -183,12 +183,11 @@ def cmd_exabgp_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_keepalived_config(args: argparse.Namespace) -> int:
-    from .render.keepalived_conf import render_keepalived_config
-
+def _write_rendered(args: argparse.Namespace, render: Callable[[Config], str]) -> int:
+    """A daemon's configuration rendered from announcer.yaml, to `--output` or stdout."""
     config = _load(args.config)
     try:
-        text = render_keepalived_config(config)
+        text = render(config)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -197,22 +196,18 @@ def cmd_keepalived_config(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return EXIT_OK
+
+
+def cmd_keepalived_config(args: argparse.Namespace) -> int:
+    from .render.keepalived_conf import render_keepalived_config
+
+    return _write_rendered(args, render_keepalived_config)
 
 
 def cmd_bfd_config(args: argparse.Namespace) -> int:
     from .render.bfdd_conf import render_bfd_config
 
-    config = _load(args.config)
-    try:
-        text = render_bfd_config(config, args.config)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        print(text, end="")
-    return EXIT_OK
+    return _write_rendered(args, lambda config: render_bfd_config(config, args.config))
 
 
 def _client(args: argparse.Namespace) -> Any:

@@ -656,10 +656,6 @@ class StableNextHopsConfig(_Strict):
         "the slots' addresses from `interface` (a killed keepalived leaves them behind)",
     )
 
-    @property
-    def is_ipv6(self) -> bool:
-        return any(":" in slot.address for slot in self.slots)
-
 
 class ExabgpConfig(_Strict):
     ack: Literal["auto", "on", "off"] = Field(

@@ -24,6 +24,8 @@ from .config import (
     ExabgpConfig,
     FleetConfig,
     NeighborConfig,
+    SlotConfig,
+    StableNextHopsConfig,
     VipConfig,
     VipFleetConfig,
     WeightConfig,
@@ -48,12 +50,15 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("drain", DrainConfig),
     ("dampening", DampeningConfig),
     ("fleet", FleetConfig),
+    ("stable_next_hops", StableNextHopsConfig),
+    ("stable_next_hops.slots[]", SlotConfig),
     ("api", ApiConfig),
     ("exabgp", ExabgpConfig),
     ("bfdd", BfddConfig),
 ]
 
 _DURATION_FIELDS = {
+    "advert_interval",
     "interval",
     "fast_interval",
     "confirm_interval",
