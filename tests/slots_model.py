@@ -76,6 +76,7 @@ class Host:
     died_at: float | None = None
     keepalived: bool = True  # its keepalived runs (killed: the reducer hears it)
     silent_since: float | None = None  # died, or its keepalived was killed
+    health: bool = False  # what its plugin last wrote to keepalived's file (may hold slots)
     booted_at: float = 0.0
 
     @property
@@ -105,12 +106,15 @@ class SlotsModel:
 
     def apply(self, host: Host, event: object) -> None:
         host.state, _ = reduce(host.state, event, self.now)  # type: ignore[arg-type]
+        written = may_hold_slots(host.state)
+        if written is not None:  # undecided: the file stays as it was
+            host.health = written
 
     # ---------------------------------------------------------------- what each side sees
     def may_hold(self, index: int) -> bool:
         """keepalived on this host runs its instances out of FAULT (the health file says 0)."""
         host = self.hosts[index]
-        return host.alive and host.keepalived and may_hold_slots(host.state)
+        return host.alive and host.keepalived and host.health
 
     def router_slots(self) -> frozenset[int]:
         """The router's ECMP set: slots with a path from a host whose session is up (a dead
@@ -137,6 +141,7 @@ class SlotsModel:
                 slot.unheld_since = host.silent_since
         host.alive, host.died_at, host.condition, host.keepalived = True, None, "ok", True
         host.silent_since, host.booted_at = None, self.now
+        host.health = False  # keepalived's init_file: nothing until the plugin decides
         host.state = initial_state(host_spec(index, len(self.hosts)), self.now)
         self.apply(host, Neighbor(ROUTER, "up"))
         self.apply(host, Keepalived(True))

@@ -93,7 +93,9 @@ class SlotKeeper:
         ):
             return
         self._seen = seen
-        self._write(stable.health_file, may_hold_slots(state))
+        may_hold = may_hold_slots(state)
+        if may_hold is not None:  # undecided: as the predecessor left it
+            self._write(stable.health_file, may_hold)
 
     def let_go(self) -> None:
         """The plugin is ending: this host holds no slot from now on."""

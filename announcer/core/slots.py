@@ -22,20 +22,28 @@ SERVING_REASONS = frozenset(
 )
 
 
-def may_hold_slots(state: State) -> bool:
+def may_hold_slots(state: State) -> bool | None:
     """Every VIP announced through the slots is announced and serving, and some BGP session
-    that is not withheld (BFD) is up. False without stable next hops and while stopping."""
+    that is not withheld (BFD) is up. False without stable next hops and while stopping.
+
+    None (leave keepalived's file as it is) while it cannot be known yet: a VIP undecided, or
+    no session's state reported, as right after a restart of the plugin. A restarted plugin
+    must not move this host's slots (and break their connections) before it has decided,
+    as it leaves the routes of its predecessor alone until then."""
     stable = [vip.prefix for vip in state.spec.vips if vip.route.paths]
     if not stable or state.stopping:
         return False
-    withheld = state.withheld
-    if not any(status == "up" and peer not in withheld for peer, status in state.neighbors.items()):
-        return False
+    undecided = False
     for prefix in stable:
         decision = state.vips[prefix].decision
-        if decision.verdict is not Verdict.ANNOUNCE or decision.reason not in SERVING_REASONS:
+        if decision.verdict is Verdict.UNDECIDED:
+            undecided = True
+        elif decision.verdict is not Verdict.ANNOUNCE or decision.reason not in SERVING_REASONS:
             return False
-    return True
+    if undecided or not state.neighbors:
+        return None
+    withheld = state.withheld
+    return any(status == "up" and peer not in withheld for peer, status in state.neighbors.items())
 
 
 def release_file(health_file: str, vrid: int) -> str:
