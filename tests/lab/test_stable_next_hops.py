@@ -7,6 +7,7 @@ two hosts answering for its slot."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from typing import Any
@@ -129,3 +130,20 @@ def test_a_drain_under_short_request_traffic_loses_nothing(stable_lab):
 
 def _holds(lab: Lab, name: str) -> bool:
     return any(name in holders for holders in lab.slot_holders().values())
+
+
+def test_a_plugin_killed_and_respawned_moves_no_slot(stable_lab):
+    """ExaBGP respawns a killed plugin; the new one leaves keepalived's file as it was until
+    it has decided, so lb1 keeps its slot (and its connections) throughout."""
+    lab = stable_lab
+    slot = slot_address(1)
+    assert lab.slot_holders()[slot] == ["lb1"]
+    before = lab.announcers.plugin_pids("lb1")
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: bool(set(lab.announcers.plugin_pids("lb1")) - set(before)), 15, "a new plugin")
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        assert lab.slot_holders()[slot] == ["lb1"]
+        time.sleep(0.05)
+    assert set(lab.fib.next_hops()) == SLOTS
