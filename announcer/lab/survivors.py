@@ -67,9 +67,16 @@ def _settled_slots(lab: Lab, away: str | None) -> Callable[[], bool]:
 
 
 def measure_survivors(
-    lab: Lab, connections: int = 240, interval_s: float = 0.5, log: Callable[[str], None] = print
+    lab: Lab,
+    connections: int = 240,
+    interval_s: float = 0.5,
+    log: Callable[[str], None] = print,
+    settle_s: float = SETTLE_S,
 ) -> tuple[list[Breaks], FibSamples]:
-    """Run the events on a lab that is up (three hosts); the breaks per event, and r1's FIB."""
+    """Run the events on a lab that is up (three hosts); the breaks per event, and r1's FIB.
+    Each event is counted until `settle_s` after its change settled: longer than a
+    connection's interval and its 1.5 s timeout, so that a connection the change broke has
+    noticed by then."""
     stable = bool(lab.slots)
     all_hosts = [h.name for h in lab.hosts]
     log_path = lab.workdir / "long-lived.jsonl"
@@ -80,7 +87,7 @@ def measure_survivors(
     sampler = threading.Thread(target=_sample, args=(samples, stop), daemon=True)
     marks: list[tuple[str, str, float, float, float]] = []
     try:
-        time.sleep(SETTLE_S + interval_s)  # every connection has its home
+        time.sleep(settle_s + interval_s)  # every connection has its home
         sampler.start()
 
         def event(name: str, host: str, make: Callable[[], object], settled: list[str]) -> None:
@@ -93,7 +100,7 @@ def measure_survivors(
             else:
                 lab.fib.wait(settled, routers=(ROUTER,))
             took = time.monotonic() - began
-            time.sleep(SETTLE_S)
+            time.sleep(settle_s)
             marks.append((name, host, started, time.time(), took))
             log(f"{name}: done")
 
