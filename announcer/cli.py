@@ -375,7 +375,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                 print(f"  {peer:<18} unknown: {seen['view']}")
                 continue
             hosts = ", ".join(
-                f"{h['host']}{' (self)' if h['self'] else ''} {h['mark']}" for h in seen["hosts"]
+                f"{h['host']}{' (self)' if h['self'] else ''} {h['mark']}{_via(h)}"
+                for h in seen["hosts"]
             )
             print(f"  {peer:<18} {hosts or 'nobody'}")
     return EXIT_OK
@@ -415,6 +416,12 @@ def cmd_release_slot(args: argparse.Namespace) -> int:
     answer = _call(_client(args).release_slots, args.slots, args.force)
     print("handed over: " + ", ".join(answer["released"]))
     return EXIT_OK
+
+
+def _via(path: dict[str, Any]) -> str:
+    """A path's next hop where it is not the host itself (a slot, with stable next hops)."""
+    next_hop = path.get("next_hop")
+    return f" via {next_hop}" if next_hop and next_hop != path["host"] else ""
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

@@ -55,6 +55,8 @@ def fleet_document(state: State, vips: list[str] | None = None) -> dict[str, Any
                         "host": host_name(seen.host),
                         "mark": seen.mark.value,
                         "path_id": path_id,
+                        # with stable next hops, the slot this path goes through
+                        "next_hop": seen.next_hop,
                         "self": seen.host == fleet.host_id,
                     }
                     for path_id, seen in sorted(

@@ -91,6 +91,17 @@ def test_a_returned_host_takes_nothing_until_a_slot_is_handed_back_to_it(lab_fac
         poll=0.5,
     )
     wait_for(lambda: lab.slot_holders()[first] == ["lb1"], 5, "slot 1 back with lb1")
+    # what the routers show lb2: every host's path through each slot it backs
+    fleet = json.loads(lab.announcers.cli("lb2", "fleet", "--json"))
+    paths = fleet["vips"][0]["routers"]["198.51.100.1"]["hosts"]
+    assert {(p["host"], p["next_hop"]) for p in paths} == {
+        ("198.51.100.11", first),
+        ("198.51.100.11", third),
+        ("198.51.100.12", first),
+        ("198.51.100.12", slot_address(2)),
+        ("198.51.100.13", slot_address(2)),
+        ("198.51.100.13", third),
+    }
     assert _nhid(lab) == nhid and set(lab.fib.next_hops()) == SLOTS
     answers = lab.clients.requests(60, interval_s=0.01)
     assert all(a["ok"] for a in answers), answers
