@@ -40,7 +40,8 @@ def print_status(lab: Lab) -> None:
     for prefix in (VIP_V4, VIP_V6):
         hops = lab.fib.next_hops(prefix)
         names = [h.name for h in lab.hosts if h.v4 in hops or h.v6 in hops]
-        slots = sorted(hop for hop in hops if hop not in {h.v4 for h in lab.hosts})
+        hosts = {h.v4 for h in lab.hosts} | {h.v6 for h in lab.hosts}
+        slots = sorted(hop for hop in hops if hop not in hosts)  # stable next hops
         print(f"r1 FIB {prefix}: {', '.join(names + slots) or 'no route'}")
 
 
