@@ -861,6 +861,11 @@ def _check_stable_next_hops(config: Config) -> Iterator[ConfigIssue]:
         return
     if config.bgp is None:
         yield ConfigIssue("stable_next_hops", "needs the bgp: section")
+    if stable.interface == "lo":
+        yield ConfigIssue(
+            "stable_next_hops.interface",
+            "keepalived cannot run VRRP on the loopback: the interface on the routers' segment",
+        )
     seen_vrid: dict[int, int] = {}
     seen_address: dict[str, int] = {}
     for index, slot in enumerate(stable.slots):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from announcer.lab.netns import ip
+
 from .conftest import debootstrap, require
 
 # building the package and a Debian root, and apt inside it: minutes, not the default minute
@@ -159,6 +161,11 @@ announcer_config:
   vips:
     - {prefix: 192.0.2.10/32, checks: [web]}
   fleet: {min_serving: 1}
+  stable_next_hops:
+    interface: anc-vrrp0
+    slots:
+      - {address: 198.51.100.41, vrid: 41, priority: 200}
+      - {address: 198.51.100.43, vrid: 43, priority: 100}
 """
 
 
@@ -178,7 +185,8 @@ def _playbook(root: Path, playbook: str, *extra: str) -> subprocess.CompletedPro
 
 def test_the_ansible_role_installs_configures_and_refuses_a_broken_configuration(deb, bare_root):
     """The role, run by ansible-playbook inside the bare root (local connection): it installs
-    the package, writes announcer.yaml from the variables and exabgp.conf from it, changes
+    the package, writes announcer.yaml from the variables and exabgp.conf from it (and, with
+    stable next hops, keepalived and keepalived.conf, checked by keepalived), changes
     nothing the second time, and refuses a configuration `announcer check` rejects, leaving
     the good one in place. The rolling playbook parses."""
     root = bare_root
@@ -192,12 +200,26 @@ def test_the_ansible_role_installs_configures_and_refuses_a_broken_configuration
     shutil.copy(deb, root / "tmp" / deb.name)
     deb_var = f"announcer_deb=/tmp/{deb.name}"
 
-    first = _playbook(root, "site.yml", "-e", deb_var)
-    assert first.returncode == 0, first.stdout[-3000:]
+    # keepalived checks that the slots' interface exists: a veth of the test's own (the root
+    # shares this machine's network namespace; this kernel has no dummy links), removed
+    # whatever happens
+    ip("link", "add", "anc-vrrp0", "type", "veth", "peer", "name", "anc-vrrp1")
+    try:
+        first = _playbook(root, "site.yml", "-e", deb_var)
+        assert first.returncode == 0, first.stdout[-3000:]
+        _check_role_results(root, deb_var)
+    finally:
+        ip("link", "delete", "anc-vrrp0", check=False)
+
+
+def _check_role_results(root: Path, deb_var: str) -> None:
     written = yaml.safe_load((root / "etc/announcer/announcer.yaml").read_text())
     assert written == yaml.safe_load(HOST_VARS)["announcer_config"]
     exabgp_conf = (root / "etc/exabgp/exabgp.conf").read_text()
-    assert "neighbor 198.51.100.1 {" in exabgp_conf and "add-path receive;" in exabgp_conf
+    assert "neighbor 198.51.100.1 {" in exabgp_conf and "add-path send/receive;" in exabgp_conf
+    # stable next hops: keepalived installed, its configuration rendered (and checked by it)
+    keepalived_conf = (root / "etc/keepalived/keepalived.conf").read_text()
+    assert keepalived_conf.count("vrrp_instance slot_") == 2
 
     again = _playbook(root, "site.yml", "-e", deb_var)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]

@@ -78,7 +78,7 @@ async def test_metric_names_match_a_real_scrape(
     config["fleet"] = {"min_serving": 1}
     # stable next hops, keepalived not running here: its metrics are served (as 0)
     config["stable_next_hops"] = {
-        "interface": "lo",
+        "interface": "eth0",
         "slots": [{"address": "198.51.100.41", "vrid": 41, "priority": 200}],
         "health_file": str(tmp_path / "slots"),
         "keepalived_pid_file": str(tmp_path / "keepalived.pid"),

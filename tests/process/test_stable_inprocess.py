@@ -33,7 +33,7 @@ async def stable_plugin(health_server, plugin_config, tmp_path):
     config["fleet"] = {"view_after": "200ms"}
     (tmp_path / "keepalived.pid").write_text(f"{os.getpid()}\n")  # a live process
     config["stable_next_hops"] = {
-        "interface": "lo",
+        "interface": "eth0",
         "slots": [
             {"address": "198.51.100.41", "vrid": 41, "priority": 200},
             {"address": "198.51.100.43", "vrid": 43, "priority": 100},

@@ -350,6 +350,10 @@ def test_stable_next_hops_give_the_ipv4_vips_one_path_per_slot():
             "stable_next_hops.interface: ",
         ),
         (lambda d: d["stable_next_hops"].update(slots=[]), "stable_next_hops.slots: "),
+        (
+            lambda d: d["stable_next_hops"].update(interface="lo"),
+            "stable_next_hops.interface: keepalived cannot run VRRP on the loopback",
+        ),
     ],
 )
 def test_stable_next_hops_are_checked(change, message):
