@@ -47,19 +47,34 @@ def test_no_survivor_connection_breaks_while_hosts_fail_drain_die_and_return(sta
     assert stopped.on_host and stopped.on_host_broken == stopped.on_host
 
 
-def test_a_killed_keepalived_leaves_no_second_holder_and_withdraws_its_host(stable_lab):
+def test_a_plugin_respawned_keeps_its_slot_and_a_killed_keepalived_leaves_no_second_holder(
+    stable_lab,
+):
+    """ExaBGP respawns a killed plugin; the new one leaves keepalived's file as it was until
+    it has decided, so lb1 keeps its slot (and its connections) throughout. Then lb1's
+    keepalived is killed: its backup takes the slot, the plugin removes the address keepalived
+    left behind and withdraws lb1's paths, and clients are served."""
     lab = stable_lab
     slot = slot_address(1)
     assert lab.slot_holders()[slot] == ["lb1"]
+    before = lab.announcers.plugin_pids("lb1")
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: bool(set(lab.announcers.plugin_pids("lb1")) - set(before)), 15, "a new plugin")
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        assert lab.slot_holders()[slot] == ["lb1"]
+        time.sleep(0.05)
+    assert set(lab.fib.next_hops()) == SLOTS
+
     lab.announcers.stop_keepalived("lb1", signal.SIGKILL)
-    # its backup takes the slot; the plugin removes the address keepalived left behind
     wait_for(lambda: lab.slot_holders()[slot] == ["lb2"], 5, "slot 1 with lb2 alone")
-    # and lb1's paths are withdrawn (no slot could move to it): r1 keeps every slot
+    # no slot could move to lb1 now: its paths are withdrawn, r1 keeps every slot
     paths = lambda: lab.frr.vtysh("show bgp ipv4 unicast 192.0.2.10/32")  # noqa: E731
     wait_for(lambda: "from 198.51.100.11" not in paths(), 5, "lb1's paths withdrawn")
     assert set(lab.fib.next_hops()) == SLOTS
-    assert len(lab.clients.requests(30, interval_s=0.02)) == 30
-    assert all(r["ok"] for r in lab.clients.requests(30, interval_s=0.02))
+    answers = lab.clients.requests(30, interval_s=0.02)
+    assert len(answers) == 30 and all(r["ok"] for r in answers), answers
 
 
 def _with_fleet(host: LbHost, config: dict[str, Any]) -> None:
@@ -143,20 +158,3 @@ def test_a_drain_under_short_request_traffic_loses_nothing(stable_lab):
 
 def _holds(lab: Lab, name: str) -> bool:
     return any(name in holders for holders in lab.slot_holders().values())
-
-
-def test_a_plugin_killed_and_respawned_moves_no_slot(stable_lab):
-    """ExaBGP respawns a killed plugin; the new one leaves keepalived's file as it was until
-    it has decided, so lb1 keeps its slot (and its connections) throughout."""
-    lab = stable_lab
-    slot = slot_address(1)
-    assert lab.slot_holders()[slot] == ["lb1"]
-    before = lab.announcers.plugin_pids("lb1")
-    for pid in before:
-        os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: bool(set(lab.announcers.plugin_pids("lb1")) - set(before)), 15, "a new plugin")
-    deadline = time.monotonic() + 4.0
-    while time.monotonic() < deadline:
-        assert lab.slot_holders()[slot] == ["lb1"]
-        time.sleep(0.05)
-    assert set(lab.fib.next_hops()) == SLOTS
