@@ -256,12 +256,11 @@ class SlotKeeper:
         return addresses
 
     async def _gone(self, address: str, interface: str) -> None:
-        from ..host.rtnetlink import dump_addresses
-
+        """Until the address has left this host, as the address watcher reports it (its
+        netlink events reach the state, and `publish` keeps the keeper's copy)."""
         deadline = asyncio.get_running_loop().time() + RELEASE_TIMEOUT_S
         while asyncio.get_running_loop().time() < deadline:
-            present = await asyncio.to_thread(dump_addresses)
-            if address not in {entry.address for entry in present}:
+            if address not in self._addresses:
                 return
             await asyncio.sleep(0.02)
         raise SlotRefused(f"keepalived did not drop {address} from {interface}")
