@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ._lean_http import ConnectionPools
 from .base import Probe, ProbeFailure, ProbeResult, QuickProbe
 from .exec_probe import ExecProbe, ExecProbeConfig
 from .haproxy_probe import HaproxyProbe, HaproxyProbeConfig
@@ -22,6 +23,7 @@ from .watch import DOWN_RETRY_S, Endpoint, Watcher, endpoint_of
 __all__ = [
     "DOWN_RETRY_S",
     "PROBE_TYPES",
+    "ConnectionPools",
     "Endpoint",
     "ExecProbe",
     "ExecProbeConfig",
@@ -59,11 +61,12 @@ PROBE_TYPES: dict[str, type[ProbeConfig]] = {
 }
 
 
-def build_probe(config: ProbeConfig) -> Probe:
-    """Make the probe object for one probe config."""
+def build_probe(config: ProbeConfig, pools: ConnectionPools | None = None) -> Probe:
+    """Make the probe object for one probe config (HTTP probes of a plain-HTTP endpoint share
+    `pools`' connections to it, if given)."""
     match config:
         case HttpProbeConfig():
-            return HttpProbe(config)
+            return HttpProbe(config, pools)
         case TcpProbeConfig():
             return TcpProbe(config)
         case ExecProbeConfig():

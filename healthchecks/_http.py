@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
-from ._lean_http import Answer, LeanClient, build_request
+from ._lean_http import Answer, ConnectionPools, LeanClient, build_request
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
 
@@ -55,9 +55,10 @@ class Response:
 
 class HttpClient:
     """Fetches the probe's URL with the lean client: over one kept-alive connection by default,
-    or a fresh connection per probe (`reuse_connections: false`)."""
+    over a pool shared with the other clients of the same plain-HTTP endpoint (`pools`), or a
+    fresh connection per probe (`reuse_connections: false`)."""
 
-    def __init__(self, target: HttpTarget) -> None:
+    def __init__(self, target: HttpTarget, pools: ConnectionPools | None = None) -> None:
         url = URL(target.url)
         host = url.host or ""
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -81,6 +82,10 @@ class HttpClient:
             server_hostname=target.host or host,
             limit=MAX_BODY_BYTES,
             reuse=target.reuse_connections,
+            # HTTPS keeps a connection per client: a pool would have to match TLS settings
+            pool=pools.get(host, port)
+            if pools is not None and ssl_context is None and target.reuse_connections
+            else None,
         )
 
     async def get(self) -> Response:

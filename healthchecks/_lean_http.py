@@ -12,6 +12,11 @@ as the request went out is retried once on a new connection (a GET is idempotent
 failure is the probe's. A listener that goes away still shows at once: stopping servers close
 their connections, and the next probe then connects afresh and is refused.
 
+Clients of one plain-HTTP endpoint can share a `ConnectionPool`: ten thousand checks against
+one nginx then hold about as many connections as probes are in flight at once (a handful),
+not one each, which neither the plugin's loop (a connect costs far more than a request on an
+open connection) nor the server's `worker_connections` would bear.
+
 `LeanClient.start` is the same exchange without a task: on a kept connection it sends at once
 and hands the answer to a callback from the protocol's own `data_received`. A thousand probes a
 second then cost one send and one receive each, not a task and a chain of coroutines.
@@ -20,14 +25,22 @@ second then cost one send and one receive each, not a task and a chain of corout
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import socket
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
-__all__ = ["BadResponse", "LeanClient", "Stale", "build_request"]
+__all__ = [
+    "BadResponse",
+    "ConnectionPool",
+    "ConnectionPools",
+    "LeanClient",
+    "Stale",
+    "build_request",
+]
 
 MAX_HEAD_BYTES = 16 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)")
@@ -81,6 +94,7 @@ class _CallbackReply:
     def set_result(self, result: Answer, /) -> None:
         if not self._done:
             self._done = True
+            self._client.finished(self._connection)
             self._deliver(result)
 
     def set_exception(self, exception: BaseException, /) -> None:
@@ -193,9 +207,134 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
 
+class ConnectionPool:
+    """Kept-alive connections to one endpoint, shared by the clients of that endpoint, at most
+    `max_size` of them open or opening at once.
+
+    A client takes one for an exchange and gives it back after a whole answer (or closed:
+    the slot frees). With none idle, a client connects while fewer than `max_size` are out,
+    and otherwise waits for one to come back: a burst of ten thousand probes makes a handful
+    of connections, not ten thousand connects that the loop cannot finish before their
+    deadlines. The last given is the first taken, so a few stay busy and the rest age out."""
+
+    def __init__(self, max_size: int = 16) -> None:
+        self._max = max_size
+        self._idle: list[_Connection] = []
+        self._out: set[_Connection] = set()
+        # connects under way, and slots promised to a waiter that will connect
+        self._connecting = 0
+        self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+
+    def take(self) -> _Connection | None:
+        """An idle open connection, now, or None."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.open:
+                self._out.add(connection)
+                return connection
+        return None
+
+    async def acquire(
+        self, connect: Callable[[], Awaitable[_Connection]], fresh: bool = False
+    ) -> _Connection:
+        """An idle connection, a new one (`fresh`: never an idle one), or the next given back."""
+        if not fresh and (connection := self.take()) is not None:
+            return connection
+        if len(self._out) + self._connecting >= self._max:
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                # a connection (or a slot) handed over just as the caller gave up: pass it on
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_on(waiter.result())
+                raise
+            if handed is not None:
+                return handed
+        else:
+            self._connecting += 1
+        try:
+            connection = await connect()
+        except BaseException:
+            self._connecting -= 1
+            self._wake_one()
+            raise
+        self._connecting -= 1
+        self._out.add(connection)
+        return connection
+
+    def give(self, connection: _Connection) -> None:
+        """The exchange on `connection` is over: it carries the next (or, closed, its slot is
+        free for a new one)."""
+        if connection not in self._out:
+            return
+        self._out.discard(connection)
+        if not connection.open:
+            self._wake_one()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._out.add(connection)
+                waiter.set_result(connection)
+                return
+        if len(self._idle) < self._max:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def _pass_on(self, handed: _Connection | None) -> None:
+        if handed is None:
+            self._connecting -= 1
+            self._wake_one()
+        else:
+            self.give(handed)
+
+    def _wake_one(self) -> None:
+        """A slot is free: the first waiter connects (the slot is its own from now)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._connecting += 1
+                waiter.set_result(None)
+                return
+
+    def close(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+
+    def __len__(self) -> int:
+        """Connections open or opening."""
+        return len(self._idle) + len(self._out) + self._connecting
+
+
+class ConnectionPools:
+    """One pool per plain-HTTP host and port, for the probes built with it; `close` ends them."""
+
+    def __init__(self, max_size: int = 16) -> None:
+        self._pools: dict[tuple[str, int], ConnectionPool] = {}
+        self._max_size = max_size
+
+    def get(self, host: str, port: int) -> ConnectionPool:
+        pool = self._pools.get((host, port))
+        if pool is None:
+            pool = self._pools[(host, port)] = ConnectionPool(self._max_size)
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+    def connections(self) -> int:
+        return sum(len(pool) for pool in self._pools.values())
+
+
 class LeanClient:
     """GETs one prepared request (see build_request) from host:port, over one kept connection
-    (`reuse`) or a new connection each time."""
+    (`reuse`), a shared pool's (`pool`, which implies reuse), or a new connection each time."""
 
     def __init__(
         self,
@@ -207,6 +346,7 @@ class LeanClient:
         server_hostname: str | None = None,
         limit: int = 64 * 1024,
         reuse: bool = True,
+        pool: ConnectionPool | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -214,15 +354,38 @@ class LeanClient:
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname or host
         self._limit = limit
-        self._reuse = reuse
+        self._reuse = reuse or pool is not None
+        # where idle connections wait between exchanges: the pool, or the client's own one
+        self._pool = pool
         self._connection: _Connection | None = None
         self._pending: _CallbackReply | None = None
 
-    async def get(self) -> Answer:
+    def _idle(self) -> _Connection | None:
+        """An open connection to send on now (taken out of the pool, if there is one)."""
+        if self._pool is not None:
+            return self._pool.take()
         connection = self._connection
-        if connection is not None and connection.open:
+        return connection if connection is not None and connection.open else None
+
+    def finished(self, connection: _Connection) -> None:
+        """An exchange on `connection` ended with a whole answer: it may carry the next."""
+        if not self._reuse:
+            connection.close()
+        elif self._pool is not None:
+            self._pool.give(connection)
+
+    async def get(self) -> Answer:
+        pool = self._pool
+        if pool is not None:
+            connection = await pool.acquire(self._connect)
             try:
                 return await self._exchange(connection)
+            except Stale:
+                return await self._exchange(await pool.acquire(self._connect, fresh=True))
+        kept = self._idle()
+        if kept is not None:
+            try:
+                return await self._exchange(kept)
             except Stale:
                 pass
         return await self._exchange(await self._connect())
@@ -232,8 +395,8 @@ class LeanClient:
         then gets the answer or the exception (`Stale`: the server closed the connection as
         the request went out; send again with `get`), once, possibly before this returns.
         False: no connection to reuse (use `get`, which connects)."""
-        connection = self._connection
-        if not self._reuse or connection is None or not connection.open:
+        connection = self._idle() if self._reuse else None
+        if connection is None:
             return False
         self._pending = reply = _CallbackReply(self, connection, deliver)
         connection.send(self._request, reply)
@@ -248,25 +411,33 @@ class LeanClient:
 
     def drop(self, connection: _Connection) -> None:
         connection.close()
+        if self._pool is not None:
+            self._pool.give(connection)  # closed: its slot frees
         if self._connection is connection:
             self._connection = None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        limit = self._limit
-        if self._ssl_context is not None:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(limit),
-                self._host,
-                self._port,
-                ssl=self._ssl_context,
-                server_hostname=self._server_hostname,
-            )
-        else:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(limit), self._host, self._port
-            )
-        self._connection = connection
+        connection = _Connection(self._limit)
+        try:
+            if self._ssl_context is not None:
+                await loop.create_connection(
+                    lambda: connection,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl_context,
+                    server_hostname=self._server_hostname,
+                )
+            else:
+                await loop.create_connection(lambda: connection, self._host, self._port)
+        except BaseException:
+            # a deadline that cancels the connect after the connection was made, before
+            # this resumed, would otherwise leave it open and unused until the server's
+            # keep-alive timeout
+            connection.close()
+            raise
+        if self._pool is None:
+            self._connection = connection
         return connection
 
     async def _exchange(self, connection: _Connection) -> Answer:
@@ -278,8 +449,7 @@ class LeanClient:
             # a timeout or an error mid-answer: what arrives later would be out of step
             self.drop(connection)
             raise
-        if not self._reuse:
-            connection.close()
+        self.finished(connection)
         return result
 
     def close(self) -> None:

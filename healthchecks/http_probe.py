@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ._http import HttpClient, HttpTarget
-from ._lean_http import Answer, Stale
+from ._lean_http import Answer, ConnectionPools, Stale
 from .base import ProbeFailure, ProbeResult
 from .reasons import Reason
 from .runner import failed_result
@@ -48,9 +48,9 @@ class HttpProbeConfig(HttpTarget):
 class HttpProbe:
     """A `QuickProbe`: on a kept connection it also runs on callbacks (`start`)."""
 
-    def __init__(self, config: HttpProbeConfig) -> None:
+    def __init__(self, config: HttpProbeConfig, pools: ConnectionPools | None = None) -> None:
         self._config = config
-        self._client = HttpClient(config)
+        self._client = HttpClient(config, pools)
         self._regex = re.compile(config.expect_body_regex) if config.expect_body_regex else None
         self._reads_body = config.expect_body is not None or self._regex is not None
         self._started = 0.0

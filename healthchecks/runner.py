@@ -41,12 +41,26 @@ def reason_for_exception(exc: BaseException) -> str:
     return Reason.PROBE_ERROR
 
 
+# A deadline timer that fires this much later than it was due fired late because the process
+# itself was busy (a long step, a burst of ten thousand results): the answer may be waiting
+# unread in the socket, as the loop runs due timers before it polls for I/O. Such a deadline
+# waits GRACE_S once more, which lets one poll deliver what arrived in time.
+LATE_S = 0.05
+GRACE_S = 0.005
+
+
+def grace_for(due: float, loop: asyncio.AbstractEventLoop) -> bool:
+    """True if a deadline timer due at `due` (loop time) that just fired was so late (LATE_S)
+    that it should wait GRACE_S for the I/O the loop has not read yet."""
+    return loop.time() - due > LATE_S
+
+
 class _Deadline:
     """What asyncio.timeout does (cancel the task at the deadline, and tell that cancellation
     from any other) in one timer and a few attribute reads: a thousand probes a second each
     start one, and asyncio.timeout's own bookkeeping cost more than a kept-alive probe."""
 
-    __slots__ = ("_cancelling", "_handle", "_task", "expired")
+    __slots__ = ("_cancelling", "_graced", "_handle", "_loop", "_task", "expired")
 
     def __init__(self, timeout_s: float) -> None:
         task = asyncio.current_task()
@@ -54,9 +68,15 @@ class _Deadline:
         self._task = task
         self._cancelling = task.cancelling()
         self.expired = False
-        self._handle = asyncio.get_running_loop().call_later(timeout_s, self._expire)
+        self._graced = False
+        self._loop = loop = asyncio.get_running_loop()
+        self._handle = loop.call_later(timeout_s, self._expire)
 
     def _expire(self) -> None:
+        if not self._graced and grace_for(self._handle.when(), self._loop):
+            self._graced = True
+            self._handle = self._loop.call_later(GRACE_S, self._expire)
+            return
         self.expired = True
         self._task.cancel()
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from healthchecks import Probe
+from healthchecks import ConnectionPools, Probe
 
 from ..config import CheckConfig, Config
 from ..core import NextProbe
 from ..probing.build import watched_endpoint
-from ..probing.scheduler import CheckRunner, ResultSink, Watchers
+from ..probing.scheduler import CheckRunner, ResultSink, Watchers, burst_spread_s, wake_spread
 from ..specs import check_spec
 
 __all__ = ["RunningChecks", "used_checks"]
@@ -31,6 +31,9 @@ class RunningChecks:
         self._sink = sink
         self.runners: dict[str, CheckRunner] = {}
         self.watchers = Watchers()
+        # the HTTP checks of one endpoint share its kept-alive connections (the probes are
+        # built with these pools; they live as long as the running checks)
+        self.pools = ConnectionPools()
         self._built_from: dict[str, CheckConfig] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -53,6 +56,7 @@ class RunningChecks:
 
     def start(self, group: asyncio.TaskGroup, config: Config, probes: Mapping[str, Probe]) -> None:
         """Run the given probes (new or changed checks), in the task group."""
+        spread = burst_spread_s(len(probes), float("inf"))
         for name in sorted(probes):
             check = config.checks[name]
             runner = CheckRunner(
@@ -62,6 +66,7 @@ class RunningChecks:
                 self._sink,
                 self.watchers,
                 watched_endpoint(check),
+                spread,
             )
             self.runners[name] = runner
             self._built_from[name] = check
@@ -73,14 +78,14 @@ class RunningChecks:
             runner.probe_at(effect.after, effect.at)
 
     def probe_now(self, names: tuple[str, ...] | None = None) -> None:
-        """Probe these checks (all: None) at once."""
-        for name in self.runners if names is None else names:
-            runner = self.runners.get(name)
-            if runner is not None:
-                runner.probe_now()
+        """Probe these checks (all: None) now: at once where they are few, spread over
+        `PER_PROBE_SPREAD_S` each where there are thousands (`wake_spread`)."""
+        wanted = self.runners if names is None else names
+        wake_spread([self.runners[name] for name in wanted if name in self.runners], 0.0)
 
     def close(self) -> None:
         self.watchers.close()
+        self.pools.close()
 
     def __len__(self) -> int:
         return len(self.runners)

@@ -39,7 +39,7 @@ async def prepare(
     changed = checks.changed(config)
     # the token is re-read, so a rotated one takes effect; an unusable one is refused
     token = read_token(config.api.token_file) if config.api.token_file else None
-    probes = await build_all(config.checks, changed)
+    probes = await build_all(config.checks, changed, checks.pools)
     try:
         # the last step that can fail (all or nothing itself)
         await assign(config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from healthchecks import (
+    ConnectionPools,
     Endpoint,
     Probe,
     ProbeFailure,
@@ -55,9 +56,9 @@ class ProbeBuildError(AnnouncerError):
         return self._problems
 
 
-def _build(name: str, check: CheckConfig) -> Probe:
+def _build(name: str, check: CheckConfig, pools: ConnectionPools | None) -> Probe:
     try:
-        return build_probe(check.probe)
+        return build_probe(check.probe, pools)
     except Exception as exc:  # whatever the probe's constructor raised: report, never crash
         raise ProbeBuildError([f"checks.{name}: cannot build the probe: {exc}"]) from exc
 
@@ -68,20 +69,24 @@ def watched_endpoint(check: CheckConfig) -> Endpoint | None:
     return endpoint_of(check.probe) if check.watch else None
 
 
-def build_or_broken(name: str, check: CheckConfig) -> Probe:
+def build_or_broken(name: str, check: CheckConfig, pools: ConnectionPools | None = None) -> Probe:
     try:
-        return _build(name, check)
+        return _build(name, check, pools)
     except ProbeBuildError as exc:
         return BrokenProbe(exc.problems[0])
 
 
-async def build_all(checks: Mapping[str, CheckConfig], names: Iterable[str]) -> dict[str, Probe]:
+async def build_all(
+    checks: Mapping[str, CheckConfig],
+    names: Iterable[str],
+    pools: ConnectionPools | None = None,
+) -> dict[str, Probe]:
     """Every named probe, or ProbeBuildError with every problem (nothing is left open)."""
     built: dict[str, Probe] = {}
     problems: list[str] = []
     for name in names:
         try:
-            built[name] = _build(name, checks[name])
+            built[name] = _build(name, checks[name], pools)
         except ProbeBuildError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
+from typing import cast
 
 from healthchecks import (
     Endpoint,
@@ -23,22 +25,47 @@ from healthchecks import (
     Watcher,
     run_probe,
 )
-from healthchecks.runner import timed_out
+from healthchecks.runner import GRACE_S, grace_for, timed_out
 
 from ..core.spec import CheckSpec
 
-__all__ = ["CheckRunner", "ResultSink", "Watchers"]
+__all__ = ["CheckRunner", "ResultSink", "Watchers", "burst_spread_s", "wake_spread"]
 
 # (check, result, monotonic time the probe started, whether the endpoint's watcher says its
 # listener is gone); posts and returns at once (a thousand results a second must not each wait
 # for the state task). The answer comes back as `CheckRunner.probe_at`.
 ResultSink = Callable[[str, ProbeResult, float, bool], None]
-# the checks of one endpoint wake over this much time, not all at once, when its idle
-# connection closes: the first at once (failover speed), the rest spread so that a thousand
-# checks against one nginx neither hit it together nor stay in lock-step afterwards
+# A burst of probes (start-up, the checks of one endpoint woken when its idle connection
+# closes, every check after a stall of the plugin) is spread, not started in one turn of the
+# loop: the first at once (failover speed), the rest over WAKE_SPREAD_S, or over
+# PER_PROBE_SPREAD_S per check where there are more than a thousand (about what starting a
+# probe costs the loop). Ten thousand probes started together would stall the loop for a
+# second, and the stall guard would wake them all again.
 WAKE_SPREAD_S = 0.05
-# the first probes of all checks start within this much time of start-up
-START_SPREAD_S = 0.05
+PER_PROBE_SPREAD_S = 0.0001
+
+
+def burst_spread_s(count: int, interval_s: float, least_s: float = WAKE_SPREAD_S) -> float:
+    """Over how long `count` probes woken together start (never longer than an interval)."""
+    return min(interval_s, max(least_s, count * PER_PROBE_SPREAD_S))
+
+
+def wake_spread(runners: list[CheckRunner], least_s: float = WAKE_SPREAD_S) -> None:
+    """Probe these checks soon: the first at once, the rest spread evenly over at least
+    `least_s` (0: only as much as their number needs)."""
+    count = len(runners)
+    if count == 0:
+        return
+    spread = burst_spread_s(count, min(each.spec.interval_s for each in runners), least_s)
+    for index, each in enumerate(runners):
+        each.probe_soon(index * spread / count)
+
+
+@functools.cache
+def _is_quick(kind: type[Probe]) -> bool:
+    """isinstance against a runtime-checkable Protocol inspects the class every time (tens of
+    microseconds): asked once per probe class, not once per check."""
+    return issubclass(kind, QuickProbe)
 
 
 class Watchers:
@@ -60,9 +87,7 @@ class Watchers:
             runners: list[CheckRunner] = []
 
             def on_change() -> None:
-                count = len(runners)
-                for index, each in enumerate(list(runners)):
-                    each.probe_soon(index * WAKE_SPREAD_S / count)
+                wake_spread(list(runners))
 
             watcher = Watcher(endpoint, on_change, retry_s)
             task = asyncio.create_task(watcher.run(), name=f"watch:{endpoint}")
@@ -108,12 +133,15 @@ class CheckRunner:
         sink: ResultSink,
         watchers: Watchers | None = None,
         endpoint: Endpoint | None = None,
+        start_spread_s: float = WAKE_SPREAD_S,
     ) -> None:
         self._watchers = watchers
+        # the first probes of the checks started together begin within this much time
+        self._start_spread_s = start_spread_s
         self.name = name
         self.spec = spec
         self.probe = probe
-        self._quick = probe if isinstance(probe, QuickProbe) else None
+        self._quick = cast(QuickProbe, probe) if _is_quick(type(probe)) else None
         self._sink = sink
         # the endpoint whose idle connection is watched (None: not watched)
         self._endpoint = endpoint
@@ -126,6 +154,9 @@ class CheckRunner:
         # a wake that came while a probe ran: the next probe follows at once (the probe in
         # flight may have started before what the wake reports)
         self._woken = False
+        # the quick probe's deadline fired late and waits for one poll of the loop's I/O
+        self._graced = False
+        self._started_loop = 0.0  # the probe's start in the loop's time (its deadline's clock)
         # where a failure in a callback goes: `run` raises it, as if its own code had
         self._stopped: asyncio.Future[None] | None = None
 
@@ -159,7 +190,7 @@ class CheckRunner:
         try:
             # spread the first probes of many checks a little (not a whole interval: the
             # first verdict is what start-up waits for)
-            spread = random.uniform(0, min(self.spec.interval_s, START_SPREAD_S))
+            spread = random.uniform(0, min(self.spec.interval_s, self._start_spread_s))
             self._arm(0.0 if self._woken else spread)
             await stopped
         finally:
@@ -202,6 +233,8 @@ class CheckRunner:
         self._woken = False
         self._started = started = time.monotonic()
         self._in_flight = True
+        self._graced = False
+        self._started_loop = asyncio.get_running_loop().time()
         try:
             quick = self._quick
             if quick is not None:
@@ -240,6 +273,12 @@ class CheckRunner:
 
     def _expire(self) -> None:
         self._timer = None
+        loop = asyncio.get_running_loop()
+        if not self._graced and grace_for(self._started_loop + self.spec.timeout_s, loop):
+            # late because the plugin was busy: what arrived in time may be unread (runner.py)
+            self._graced = True
+            self._timer = loop.call_later(GRACE_S, self._expire)
+            return
         assert self._quick is not None
         self._quick.abandon()
         self._finish(timed_out(self.spec.timeout_s, self._started))
