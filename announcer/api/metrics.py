@@ -395,7 +395,9 @@ class Metrics:
     def __init__(self) -> None:
         # no `*_created` series next to every counter: noise on every scrape
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.registry = CollectorRegistry(auto_describe=True)
+        # no auto_describe: it would collect every collector once to learn its names when it
+        # is registered, a whole scrape of ten thousand VIPs' series at start-up
+        self.registry = CollectorRegistry(auto_describe=False)
         self._probes = _ProbeCollector()
         self.registry.register(self._probes)
         self.transitions = Counter(

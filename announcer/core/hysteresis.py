@@ -19,6 +19,7 @@ for a moment, and that takes time to see.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -135,6 +136,22 @@ def effective_health(state: CheckState, now: float, ttl_s: float) -> Health:
     elif state.health is Health.UNKNOWN and state.since is not None and now - state.since > ttl_s:
         return Health.DOWN
     return state.health
+
+
+def ttl_expiry(state: CheckState, now: float, ttl_s: float) -> float:
+    """When `effective_health` of this state next changes with time alone (inf: never; `now`:
+    it already has, or does now). A result can only make the moment later, or create one no
+    earlier than `now`: so the earliest over all checks, kept as results come, tells the
+    tick when a scan of every check's TTL can find something."""
+    if state.health is Health.UP:
+        if state.last_result_at is None:
+            return now
+        at = state.last_result_at + ttl_s
+    elif state.health is Health.UNKNOWN and state.since is not None:
+        at = state.since + ttl_s
+    else:
+        return math.inf
+    return max(at, now)
 
 
 def shifted(state: CheckState, seconds: float) -> CheckState:

@@ -152,6 +152,24 @@ def test_scenario(name):
         assert sent == expected, f"step {index} ({event}): sent {sent}, want {expected}"
 
 
+def test_a_ttl_runs_out_again_after_the_check_came_back():
+    """The tick looks at the checks' TTLs only once the earliest could have run out (ten
+    thousand checks take 50 ms to look at): a result that makes a check up again must bring
+    that moment forward. Without dampening, nothing else decides the VIP on a tick."""
+    harness = Harness(make_spec(dampening=False))
+    script = [
+        (0.1, OK, []),
+        (0.1, OK, [A]),
+        *[(0.25, Tick(), []) for _ in range(13)],
+        (0.25, Tick(), [W]),
+        (0.1, OK, [A]),  # still up: a fresh result is all it needs
+        *[(0.25, Tick(), []) for _ in range(13)],
+        (0.25, Tick(), [W]),
+    ]
+    for index, (dt, event, expected) in enumerate(script):
+        assert harness.run(event, dt) == expected, f"step {index} ({event})"
+
+
 def test_reload_removes_and_adds_vips_and_keeps_unchanged_ones_quiet():
     two = make_spec({VIP: ("web",), VIP2: ("web",)})
     one = make_spec({VIP: ("web",)})
