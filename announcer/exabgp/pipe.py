@@ -53,8 +53,10 @@ class LineChannel(Protocol):
 
 
 def _is_stream(fd: int) -> bool:
+    """A pipe, a socket or a terminal; any other character device (/dev/null) is used as a
+    file (uvloop aborts the process on a pipe transport over one)."""
     mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
 
 
 class StdioChannel:

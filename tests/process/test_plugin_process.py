@@ -120,6 +120,33 @@ async def test_stdin_closed_means_exabgp_is_gone(exabgp, health_server, plugin_c
     assert not fake.lines("withdraw")
 
 
+async def test_stdout_to_dev_null_and_stdin_from_it_run_and_end(tmp_path, plugin_config):
+    """`announcer run < /dev/null > /dev/null` (an operator trying a configuration): the
+    plugin starts, sees its input end, and exits cleanly; it does not abort."""
+    import asyncio
+    import sys
+
+    import yaml
+
+    path = tmp_path / "announcer.yaml"
+    path.write_text(yaml.safe_dump(plugin_config("http://127.0.0.1:9/health")))
+    with open("/dev/null", "rb") as devnull_in, open("/dev/null", "wb") as devnull_out:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "announcer",
+            "run",
+            "--config",
+            str(path),
+            stdin=devnull_in,
+            stdout=devnull_out,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(child.communicate(), 20)
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert b"stdin closed" in err
+
+
 async def test_shutdown_message_ends_the_plugin(exabgp, health_server, plugin_config):
     fake = exabgp(plugin_config(health_server.url))
     await fake.start()
