@@ -207,17 +207,25 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
 
+# Connections to one endpoint open or opening at once. A fast health endpoint needs a handful
+# (a thousand probes a second at a fraction of a millisecond each); a slow one needs as many as
+# probes wait on it at once (a thousand checks at 1 s on an endpoint that takes 250 ms: 250),
+# and a probe that waited for a connection past its deadline would be a false failure. The cap
+# bounds a burst of ten thousand probes, not the steady state.
+MAX_POOL_SIZE = 256
+
+
 class ConnectionPool:
     """Kept-alive connections to one endpoint, shared by the clients of that endpoint, at most
     `max_size` of them open or opening at once.
 
     A client takes one for an exchange and gives it back after a whole answer (or closed:
     the slot frees). With none idle, a client connects while fewer than `max_size` are out,
-    and otherwise waits for one to come back: a burst of ten thousand probes makes a handful
-    of connections, not ten thousand connects that the loop cannot finish before their
+    and otherwise waits for one to come back: a burst of ten thousand probes makes at most
+    `max_size` connections, not ten thousand connects that the loop cannot finish before their
     deadlines. The last given is the first taken, so a few stay busy and the rest age out."""
 
-    def __init__(self, max_size: int = 16) -> None:
+    def __init__(self, max_size: int = MAX_POOL_SIZE) -> None:
         self._max = max_size
         self._idle: list[_Connection] = []
         self._out: set[_Connection] = set()
@@ -314,7 +322,7 @@ class ConnectionPool:
 class ConnectionPools:
     """One pool per plain-HTTP host and port, for the probes built with it; `close` ends them."""
 
-    def __init__(self, max_size: int = 16) -> None:
+    def __init__(self, max_size: int = MAX_POOL_SIZE) -> None:
         self._pools: dict[tuple[str, int], ConnectionPool] = {}
         self._max_size = max_size
 

@@ -73,7 +73,7 @@ async def server() -> AsyncIterator[Server]:
             state.open_now -= 1
             writer.close()
 
-    state.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    state.server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     state.port = state.server.sockets[0].getsockname()[1]
     try:
         yield state
@@ -106,6 +106,21 @@ async def test_a_thousand_checks_of_one_endpoint_share_a_few_connections(server:
             await asyncio.sleep(0.01)
         assert getattr(done[0], "ok", False)
         assert server.accepted <= 8
+    finally:
+        pools.close()
+
+
+async def test_a_slow_endpoint_gets_the_connections_its_waiting_checks_need(server: Server):
+    """A health endpoint that takes 200 ms, 200 checks probing at once with a 0.5 s timeout:
+    each needs a connection of its own for that moment. A small cap would queue them past
+    their deadlines: false failures of a healthy service."""
+    server.delay_s = 0.2
+    pools = ConnectionPools()
+    checks = probes(200, server.url, pools)
+    try:
+        results = await asyncio.gather(*(run_probe(p, 0.5) for p in checks))
+        assert all(r.ok for r in results), {r.reason for r in results}
+        assert server.accepted <= 200
     finally:
         pools.close()
 
