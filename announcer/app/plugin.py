@@ -28,6 +28,7 @@ from ..core import (
     NeighborState,
     ProbeDone,
     RestoreDrains,
+    Started,
     Transition,
     initial_state,
 )
@@ -311,6 +312,9 @@ class Plugin:
             )
         if self._tune_gc:
             freeze_long_lived()
+        # building and starting ten thousand checks takes a second, with no event folded
+        # meanwhile: that was start-up, not a stall of the plugin (which would re-probe all)
+        self.owner.post(Started())
         log.info("started", extra={"vips": len(self.config.vips), "checks": len(self.checks)})
         # the checks rise meanwhile; a guarded VIP stays undecided until the addresses are
         # known (the reducer waits for the first report), so nothing is announced before

@@ -120,7 +120,8 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """The state task is running: the time before it (start-up) is no stall of ours."""
+    """The state task is running, or the plugin's start-up is over: the time before it is no
+    stall of ours."""
 
 
 @dataclass(frozen=True, slots=True)

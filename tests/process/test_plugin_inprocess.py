@@ -175,3 +175,28 @@ async def test_api_listens_on_loopback_by_default():
         }
     )
     assert config.api.host == "127.0.0.1"
+
+
+async def test_a_slow_start_up_is_not_reported_as_a_stall(
+    health_server, plugin_config, monkeypatch
+):
+    """Building and starting ten thousand checks takes the loop a second or more: that is
+    start-up, not the plugin stalling (which would warn and probe every check again)."""
+    from announcer.app.checks import RunningChecks
+
+    start = RunningChecks.start
+
+    def slow_start(self, group, config, probes):
+        time.sleep(1.5)  # as long as a very large configuration takes, and past stall_after
+        start(self, group, config, probes)
+
+    monkeypatch.setattr(RunningChecks, "start", slow_start)
+    channel = MemoryChannel()
+    plugin = Plugin(parse_config(plugin_config(health_server.url)), channel)
+    task = asyncio.create_task(plugin.run())
+    try:
+        await channel.wait_for("announce")
+        assert plugin.owner.state.stalls == 0
+    finally:
+        plugin.request_stop("test over")
+        await asyncio.wait_for(task, 5)
