@@ -38,8 +38,8 @@ ResultSink = Callable[[str, ProbeResult, float, bool], None]
 # A burst of probes (start-up, the checks of one endpoint woken when its idle connection
 # closes, every check after a stall of the plugin) is spread, not started in one turn of the
 # loop: the first at once (failover speed), the rest over WAKE_SPREAD_S, or over
-# PER_PROBE_SPREAD_S per check where there are more than a thousand (about what starting a
-# probe costs the loop). Ten thousand probes started together would stall the loop for a
+# PER_PROBE_SPREAD_S per check where there are more than five hundred (about what a probe
+# costs the loop). Ten thousand probes started together would stall the loop for a
 # second, and the stall guard would wake them all again.
 WAKE_SPREAD_S = 0.05
 PER_PROBE_SPREAD_S = 0.0001
