@@ -40,6 +40,7 @@ from announcer.core import (
     reduce,
 )
 from announcer.core.drain import DrainPhase
+from announcer.core.fleet import count_fleet
 
 VIP = "192.0.2.10/32"
 FAMILY = "ipv4 unicast"
@@ -102,6 +103,7 @@ class Host:
     condition: str = "ok"  # ok | soft | hard
     answers: list[DrainAnswered] = field(default_factory=list)
     changes: int = 0  # how often its desired route changed
+    budgeted: bool = False  # its drain was granted while its view of the fleet was known
 
     @property
     def route(self) -> Route | None:
@@ -112,6 +114,12 @@ class Host:
         """A granted drain (pending ones still serve)."""
         entry = self.state.drains.get(VIP)
         return entry is not None and entry.pending_until is None
+
+    @property
+    def sees_fleet(self) -> bool:
+        """A router's view of the fleet is known to this host (else it decides as without a
+        fleet: operations.md, "When the view is unknown")."""
+        return count_fleet(self.state.fleet, ROUTERS, VIP, self.index + 1) is not None
 
     @property
     def could_serve(self) -> bool:
@@ -142,7 +150,7 @@ class FleetModel:
         self._order = 0
         self._last: dict[tuple[str, int], float] = {}
         self.requests = 0
-        self.pending_up: tuple[str, float] | None = None  # a restarting router comes back
+        self.pending_up: dict[str, float] = {}  # restarting routers: when each comes back
         for router in ROUTERS:
             self.router_up(router)
 
@@ -155,8 +163,10 @@ class FleetModel:
         heapq.heappush(self._queue, (at, self._order, host, event))
 
     def apply(self, host: Host, event: Event) -> None:
-        before = host.route
+        before, was_drained = host.route, host.drained
         host.state, effects = reduce(host.state, event, self.now)
+        if host.drained and not was_drained:
+            host.budgeted = host.sees_fleet
         host.answers += [e for e in effects if isinstance(e, DrainAnswered)]
         if host.route != before:
             host.changes += 1
@@ -214,8 +224,10 @@ class FleetModel:
     def announcers(self, router: str) -> list[int]:
         return [i for i, route in self.rib[router].items() if route is not None]
 
-    def granted_drains(self) -> int:
-        return sum(host.drained for host in self.hosts)
+    def granted_drains(self, budgeted: bool = False) -> int:
+        """Hosts drained; with `budgeted`, only those granted while the host's view of the
+        fleet was known (else the budget does not apply: operations.md)."""
+        return sum(host.drained and (host.budgeted or not budgeted) for host in self.hosts)
 
     def phases(self) -> list[DrainPhase]:
         return [host.state.vips[VIP].phase for host in self.hosts]

@@ -2,9 +2,11 @@
 by random schedules of soft and hard failures, recoveries, drains (several at the same
 instant), undrains and router restarts. Invariants:
 
-- while any host could serve (its checks fail softly at worst, it is not drained), every router
-  that is up holds the VIP from someone, but for at most the routers' delivery delay;
-- drains under a budget never leave fewer hosts than it keeps, even when asked at once;
+- while any host could serve (its checks fail softly at worst, it is not drained) and sees a
+  router's view of the fleet, every router that is up holds the VIP from someone, but for at
+  most the routers' delivery delay;
+- drains under a budget never leave fewer hosts than it keeps, even when asked at once (a
+  drain granted while the host saw no view is granted as without a fleet, and not counted);
 - the fleet settles: once the causes stop, nothing changes any more, and the number of route
   changes is bounded by the number of causes (no oscillation);
 - with no router sending ADD-PATH paths, every host decides exactly as without a fleet.
@@ -64,7 +66,7 @@ def _apply(model: FleetModel, what: tuple[str, object, object]) -> None:
         case "router_restart":
             router = ROUTERS[int(a)]  # type: ignore[call-overload]
             model.router_down(router)
-            model.pending_up = (router, model.now + 0.5)
+            model.pending_up[router] = model.now + 0.5
 
 
 class Watch:
@@ -79,15 +81,17 @@ class Watch:
 
     def step(self) -> None:
         model = self.model
-        pending = model.pending_up
-        if pending is not None and model.now >= pending[1]:
-            model.router_up(pending[0])
-            model.pending_up = None
+        for router, at in list(model.pending_up.items()):
+            if model.now >= at:
+                model.router_up(router)
+                del model.pending_up[router]
         model.step()
         STEPS["n"] += 1
         if model.now < WARM_UP_S or not self.check:
             return
-        could = any(host.could_serve for host in model.hosts)
+        # a host that sees no router's view decides as without a fleet (both routers
+        # restarting, or just back): the fleet's guarantees start when one sees again
+        could = any(host.could_serve and host.sees_fleet for host in model.hosts)
         for router in ROUTERS:
             if not model.up[router] or not could or model.announcers(router):
                 self.empty_since[router] = None
@@ -95,14 +99,16 @@ class Watch:
             since = self.empty_since[router]
             if since is None:
                 self.empty_since[router] = since = model.now
-            gap = model.now - since
+            gap = round(model.now - since, 6)  # whole steps: no float residue at the bound
             self.longest_gap = max(self.longest_gap, gap)
             assert gap <= MAX_DELAY_S + 2 * STEP_S, (
                 f"{router} has had no announcer for {gap:.2f}s while a host could serve",
                 [(h.condition, h.state.vips[VIP].decision) for h in model.hosts],
             )
         n = len(model.hosts)
-        assert model.granted_drains() <= n - self.budget_keeps, (
+        # a drain asked while the host's view is unknown (its routers down or just up) is
+        # granted as without a fleet (operations.md): the budget holds for the others
+        assert model.granted_drains(budgeted=True) <= n - self.budget_keeps, (
             "drains went past the budget",
             [(h.index, h.state.drains.get(VIP)) for h in model.hosts],
         )
