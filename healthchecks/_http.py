@@ -6,45 +6,14 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 from ._lean_http import Answer, ConnectionPools, LeanClient, build_request
+from .configs import HttpTarget
 
 __all__ = ["HttpClient", "HttpTarget", "Response"]
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class HttpTarget(BaseModel):
-    """Where and how to fetch: the part of a config that the http and nginx probes share."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str = Field(description="http:// or https:// URL")
-    host: str | None = Field(default=None, description="Host header to send")
-    ca_file: str | None = Field(default=None, description="CA bundle to verify HTTPS against")
-    insecure: bool = Field(default=False, description="do not verify HTTPS certificates")
-    reuse_connections: bool = Field(
-        default=True,
-        description="keep the connection open between probes (a stopped server closes it, so "
-        "a dead listener is still seen at once); false: a new connection for every probe",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _url_is_http(cls, value: str) -> str:
-        url = URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host_is_printable(cls, value: str | None) -> str | None:
-        if value is not None and (not value or not value.isprintable() or " " in value):
-            raise ValueError(f"{value!r} is not a valid Host header")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,35 +11,15 @@ import contextlib
 import os
 import signal
 import tempfile
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .base import ProbeFailure, ProbeResult
+from .configs import ExecProbeConfig
 from .reasons import Reason
 
 __all__ = ["ExecProbe", "ExecProbeConfig"]
 
 MAX_OUTPUT_BYTES = 4096
 KILL_WAIT_S = 1.0
-
-
-class ExecProbeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["exec"] = "exec"
-    argv: list[str] = Field(min_length=1, description="program and arguments; never a shell")
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment")
-
-    @field_validator("argv")
-    @classmethod
-    def _argv_has_no_nul(cls, value: list[str]) -> list[str]:
-        if not value[0]:
-            raise ValueError("argv[0] must name a program")
-        for arg in value:
-            if "\x00" in arg:
-                raise ValueError(f"{arg!r} contains a NUL byte")
-        return value
 
 
 def _kill_group(pid: int) -> None:

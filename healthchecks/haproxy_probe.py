@@ -13,11 +13,9 @@ import csv
 import io
 import math
 from dataclasses import dataclass
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .base import ProbeFailure, ProbeResult
+from .configs import HaproxyProbeConfig
 from .reasons import Reason
 
 __all__ = ["HaproxyProbe", "HaproxyProbeConfig", "StatRow", "backend_health", "parse_show_stat"]
@@ -25,35 +23,6 @@ __all__ = ["HaproxyProbe", "HaproxyProbeConfig", "StatRow", "backend_health", "p
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 # servers in these states take traffic; "no check" servers are used by HAProxy without checks
 _SERVING = ("UP", "NOLB", "no check")
-
-
-class HaproxyProbeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["haproxy"] = "haproxy"
-    socket: str = Field(description="UNIX socket path, or host:port of a TCP stats socket")
-    backend: str = Field(min_length=1, description="backend whose servers must be UP")
-    frontend: str | None = Field(default=None, description="frontend that must be OPEN")
-    min_up: int | None = Field(default=None, ge=1, description="UP servers needed (default 1)")
-    min_up_ratio: float | None = Field(
-        default=None, gt=0, le=1, description="share of servers that must be UP"
-    )
-
-    @field_validator("socket")
-    @classmethod
-    def _socket_is_path_or_hostport(cls, value: str) -> str:
-        if value.startswith("/"):
-            return value
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"{value!r} is neither an absolute socket path nor host:port")
-        return value
-
-    @model_validator(mode="after")
-    def _one_threshold(self) -> HaproxyProbeConfig:
-        if self.min_up is not None and self.min_up_ratio is not None:
-            raise ValueError("give min_up or min_up_ratio, not both")
-        return self
 
 
 @dataclass(frozen=True, slots=True)

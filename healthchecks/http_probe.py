@@ -5,44 +5,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Literal
 
-from pydantic import Field, field_validator
-
-from ._http import HttpClient, HttpTarget
+from ._http import HttpClient
 from ._lean_http import Answer, ConnectionPools, Stale
 from .base import ProbeFailure, ProbeResult
+from .configs import HttpProbeConfig
 from .reasons import Reason
 from .runner import failed_result
 
 __all__ = ["HttpProbe", "HttpProbeConfig"]
-
-
-class HttpProbeConfig(HttpTarget):
-    type: Literal["http"] = "http"
-    expect_status: list[int] = Field(
-        default_factory=lambda: [200], min_length=1, description="status codes that pass"
-    )
-    expect_body: str | None = Field(default=None, description="substring the body must hold")
-    expect_body_regex: str | None = Field(default=None, description="regex the body must match")
-
-    @field_validator("expect_status")
-    @classmethod
-    def _statuses_are_http(cls, value: list[int]) -> list[int]:
-        for status in value:
-            if not 100 <= status <= 599:
-                raise ValueError(f"{status} is not an HTTP status code (100-599)")
-        return value
-
-    @field_validator("expect_body_regex")
-    @classmethod
-    def _regex_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
-        return value
 
 
 class HttpProbe:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from ._http import HttpClient, HttpTarget
+from ._http import HttpClient
 from .base import ProbeFailure, ProbeResult
+from .configs import NginxProbeConfig
 from .reasons import Reason
 
 __all__ = ["NginxProbe", "NginxProbeConfig", "StubStatus", "parse_stub_status"]
@@ -17,10 +17,6 @@ _STUB_STATUS = re.compile(
     r"server accepts handled requests\s*(?P<accepts>\d+)\s+(?P<handled>\d+)\s+(?P<requests>\d+)\s*"
     r"Reading:\s*(?P<reading>\d+)\s+Writing:\s*(?P<writing>\d+)\s+Waiting:\s*(?P<waiting>\d+)"
 )
-
-
-class NginxProbeConfig(HttpTarget):
-    type: Literal["nginx"] = "nginx"
 
 
 @dataclass(frozen=True, slots=True)

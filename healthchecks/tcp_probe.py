@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from .base import ProbeFailure, ProbeResult
+from .configs import TcpProbeConfig
 from .reasons import Reason
 
 __all__ = ["TcpProbe", "TcpProbeConfig"]
 
 MAX_READ_BYTES = 4096
-
-
-class TcpProbeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["tcp"] = "tcp"
-    host: str = Field(default="127.0.0.1", description="address to connect to")
-    port: int = Field(ge=1, le=65535, description="port to connect to")
-    send: str | None = Field(default=None, description="text to send once connected")
-    expect: str | None = Field(default=None, description="text the reply must contain")
 
 
 class TcpProbe:

@@ -2,99 +2,106 @@
 
 `machine.step` is the one reducer every decision goes through; `reconcile` is the pure ledger
 of what ExaBGP acknowledged; the rest are the small functions both are built from.
+
+Names are imported from their modules on first use (PEP 562): a part of the program that needs
+one small module (the configuration needs only `errors`) does not pay for the reducer.
 """
 
 from __future__ import annotations
 
-from .addresses import AddressGuard, address_present, host_address
-from .dampening import Dampening, DampeningPolicy, current, record_flap
-from .drain import GRACEFUL_SHUTDOWN, DrainPhase, DrainTiming, drain_phase
-from .exabgp_commands import UnsafeToken, announce_command, batch_commands, withdraw_command
-from .exabgp_messages import (
-    BARRIER_COMMAND,
-    Ack,
-    BarrierMark,
-    Info,
-    Malformed,
-    Message,
-    NeighborState,
-    RibRoutes,
-    Shutdown,
-    parse_line,
-)
-from .fleet import (
-    AddPathNegotiated,
-    FleetSpec,
-    Mark,
-    ReceivedPath,
-    RoutesReceived,
-    Threshold,
-    VipFleet,
-)
-from .hysteresis import (
-    CheckState,
-    Evidence,
-    Health,
-    effective_health,
-    evidence_of,
-    is_confirming,
-    next_probe_in,
-    shifted,
-    step,
-)
-from .machine import (
-    UNDECIDED,
-    Addresses,
-    BfdPeers,
-    CheckChanged,
-    CheckRecord,
-    Drain,
-    DrainAnswered,
-    Drained,
-    DrainEntry,
-    DrainFile,
-    Effect,
-    Event,
-    Keepalived,
-    LastProbe,
-    Level,
-    Log,
-    Neighbor,
-    NextProbe,
-    ProbeAgain,
-    ProbeDone,
-    Reload,
-    Restate,
-    RestoredDrain,
-    RestoreDrains,
-    RibReported,
-    SaveDrains,
-    Started,
-    State,
-    Stop,
-    Tick,
-    Transition,
-    Undrain,
-    VipRecord,
-    initial_state,
-)
-from .machine import step as reduce
-from .machine import step_probes as reduce_probes
-from .model import Decision, Reason, Route, Verdict
-from .policy import decide, finalize
-from .reconcile import (
-    Changes,
-    Ledger,
-    answered,
-    combined,
-    plan,
-    plan_views,
-    restated,
-    route_views,
-)
-from .routes import base_route, build_route
-from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
-from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .addresses import AddressGuard, address_present, host_address
+    from .dampening import Dampening, DampeningPolicy, current, record_flap
+    from .drain import GRACEFUL_SHUTDOWN, DrainPhase, DrainTiming, drain_phase
+    from .exabgp_commands import UnsafeToken, announce_command, batch_commands, withdraw_command
+    from .exabgp_messages import (
+        BARRIER_COMMAND,
+        Ack,
+        BarrierMark,
+        Info,
+        Malformed,
+        Message,
+        NeighborState,
+        RibRoutes,
+        Shutdown,
+        parse_line,
+    )
+    from .fleet import (
+        AddPathNegotiated,
+        FleetSpec,
+        Mark,
+        ReceivedPath,
+        RoutesReceived,
+        Threshold,
+        VipFleet,
+    )
+    from .hysteresis import (
+        CheckState,
+        Evidence,
+        Health,
+        effective_health,
+        evidence_of,
+        is_confirming,
+        next_probe_in,
+        shifted,
+        step,
+    )
+    from .machine import (
+        UNDECIDED,
+        Addresses,
+        BfdPeers,
+        CheckChanged,
+        CheckRecord,
+        Drain,
+        DrainAnswered,
+        Drained,
+        DrainEntry,
+        DrainFile,
+        Effect,
+        Event,
+        Keepalived,
+        LastProbe,
+        Level,
+        Log,
+        Neighbor,
+        NextProbe,
+        ProbeAgain,
+        ProbeDone,
+        Reload,
+        Restate,
+        RestoredDrain,
+        RestoreDrains,
+        RibReported,
+        SaveDrains,
+        Started,
+        State,
+        Stop,
+        Tick,
+        Transition,
+        Undrain,
+        VipRecord,
+        initial_state,
+    )
+    from .machine import step as reduce
+    from .machine import step_probes as reduce_probes
+    from .model import Decision, Reason, Route, Verdict
+    from .policy import decide, finalize
+    from .reconcile import (
+        Changes,
+        Ledger,
+        answered,
+        combined,
+        plan,
+        plan_views,
+        restated,
+        route_views,
+    )
+    from .routes import base_route, build_route
+    from .spec import CheckSpec, Policy, Spec, VipSpec, WeightSpec
+    from .weight import BYTES_PER_MBPS, bandwidth_community, quantise
 
 __all__ = [
     "BARRIER_COMMAND",
@@ -199,3 +206,122 @@ __all__ = [
     "step",
     "withdraw_command",
 ]
+
+# name -> (the module that defines it, its name there)
+_LAZY: dict[str, tuple[str, str]] = {
+    "Ack": (".exabgp_messages", "Ack"),
+    "AddPathNegotiated": (".fleet", "AddPathNegotiated"),
+    "address_present": (".addresses", "address_present"),
+    "Addresses": (".machine", "Addresses"),
+    "AddressGuard": (".addresses", "AddressGuard"),
+    "announce_command": (".exabgp_commands", "announce_command"),
+    "answered": (".reconcile", "answered"),
+    "bandwidth_community": (".weight", "bandwidth_community"),
+    "BARRIER_COMMAND": (".exabgp_messages", "BARRIER_COMMAND"),
+    "BarrierMark": (".exabgp_messages", "BarrierMark"),
+    "base_route": (".routes", "base_route"),
+    "batch_commands": (".exabgp_commands", "batch_commands"),
+    "BfdPeers": (".machine", "BfdPeers"),
+    "build_route": (".routes", "build_route"),
+    "BYTES_PER_MBPS": (".weight", "BYTES_PER_MBPS"),
+    "Changes": (".reconcile", "Changes"),
+    "CheckChanged": (".machine", "CheckChanged"),
+    "CheckRecord": (".machine", "CheckRecord"),
+    "CheckSpec": (".spec", "CheckSpec"),
+    "CheckState": (".hysteresis", "CheckState"),
+    "combined": (".reconcile", "combined"),
+    "current": (".dampening", "current"),
+    "Dampening": (".dampening", "Dampening"),
+    "DampeningPolicy": (".dampening", "DampeningPolicy"),
+    "decide": (".policy", "decide"),
+    "Decision": (".model", "Decision"),
+    "Drain": (".machine", "Drain"),
+    "drain_phase": (".drain", "drain_phase"),
+    "DrainAnswered": (".machine", "DrainAnswered"),
+    "Drained": (".machine", "Drained"),
+    "DrainEntry": (".machine", "DrainEntry"),
+    "DrainFile": (".machine", "DrainFile"),
+    "DrainPhase": (".drain", "DrainPhase"),
+    "DrainTiming": (".drain", "DrainTiming"),
+    "Effect": (".machine", "Effect"),
+    "effective_health": (".hysteresis", "effective_health"),
+    "Event": (".machine", "Event"),
+    "Evidence": (".hysteresis", "Evidence"),
+    "evidence_of": (".hysteresis", "evidence_of"),
+    "finalize": (".policy", "finalize"),
+    "FleetSpec": (".fleet", "FleetSpec"),
+    "GRACEFUL_SHUTDOWN": (".drain", "GRACEFUL_SHUTDOWN"),
+    "Health": (".hysteresis", "Health"),
+    "host_address": (".addresses", "host_address"),
+    "Info": (".exabgp_messages", "Info"),
+    "initial_state": (".machine", "initial_state"),
+    "is_confirming": (".hysteresis", "is_confirming"),
+    "Keepalived": (".machine", "Keepalived"),
+    "LastProbe": (".machine", "LastProbe"),
+    "Ledger": (".reconcile", "Ledger"),
+    "Level": (".machine", "Level"),
+    "Log": (".machine", "Log"),
+    "Malformed": (".exabgp_messages", "Malformed"),
+    "Mark": (".fleet", "Mark"),
+    "Message": (".exabgp_messages", "Message"),
+    "Neighbor": (".machine", "Neighbor"),
+    "NeighborState": (".exabgp_messages", "NeighborState"),
+    "next_probe_in": (".hysteresis", "next_probe_in"),
+    "NextProbe": (".machine", "NextProbe"),
+    "parse_line": (".exabgp_messages", "parse_line"),
+    "plan": (".reconcile", "plan"),
+    "plan_views": (".reconcile", "plan_views"),
+    "Policy": (".spec", "Policy"),
+    "ProbeAgain": (".machine", "ProbeAgain"),
+    "ProbeDone": (".machine", "ProbeDone"),
+    "quantise": (".weight", "quantise"),
+    "Reason": (".model", "Reason"),
+    "ReceivedPath": (".fleet", "ReceivedPath"),
+    "record_flap": (".dampening", "record_flap"),
+    "reduce": (".machine", "step"),
+    "reduce_probes": (".machine", "step_probes"),
+    "Reload": (".machine", "Reload"),
+    "Restate": (".machine", "Restate"),
+    "restated": (".reconcile", "restated"),
+    "RestoredDrain": (".machine", "RestoredDrain"),
+    "RestoreDrains": (".machine", "RestoreDrains"),
+    "RibReported": (".machine", "RibReported"),
+    "RibRoutes": (".exabgp_messages", "RibRoutes"),
+    "Route": (".model", "Route"),
+    "route_views": (".reconcile", "route_views"),
+    "RoutesReceived": (".fleet", "RoutesReceived"),
+    "SaveDrains": (".machine", "SaveDrains"),
+    "shifted": (".hysteresis", "shifted"),
+    "Shutdown": (".exabgp_messages", "Shutdown"),
+    "Spec": (".spec", "Spec"),
+    "Started": (".machine", "Started"),
+    "State": (".machine", "State"),
+    "step": (".hysteresis", "step"),
+    "Stop": (".machine", "Stop"),
+    "Threshold": (".fleet", "Threshold"),
+    "Tick": (".machine", "Tick"),
+    "Transition": (".machine", "Transition"),
+    "UNDECIDED": (".machine", "UNDECIDED"),
+    "Undrain": (".machine", "Undrain"),
+    "UnsafeToken": (".exabgp_commands", "UnsafeToken"),
+    "Verdict": (".model", "Verdict"),
+    "VipFleet": (".fleet", "VipFleet"),
+    "VipRecord": (".machine", "VipRecord"),
+    "VipSpec": (".spec", "VipSpec"),
+    "WeightSpec": (".spec", "WeightSpec"),
+    "withdraw_command": (".exabgp_commands", "withdraw_command"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = where
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -26,6 +26,7 @@ from .prometheus import PROMETHEUS, Prometheus
 from .routers import Routers
 from .services import Services
 from .topology import (
+    DEFAULT_WORKDIR,
     LAB_BGP_SECRET,
     ROUTERS,
     SWITCH,
@@ -47,8 +48,6 @@ from .workspace import (
 )
 
 __all__ = ["DEFAULT_WORKDIR", "Lab", "LabError", "deploy_dir", "render_with_announcer"]
-
-DEFAULT_WORKDIR = Path("/tmp/announcer-lab")
 
 
 def _require_tools() -> None:

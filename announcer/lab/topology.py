@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 __all__ = [
@@ -45,6 +46,7 @@ ROUTER_CLIENT_V6 = "2001:db8:cccc::1"
 CLIENT_V6 = "2001:db8:cccc::2"
 # the lab's BGP sessions are protected by this TCP MD5 secret (a lab, not a secret)
 LAB_BGP_SECRET = "announcer-lab-md5"
+DEFAULT_WORKDIR = Path("/tmp/announcer-lab")  # the lab's files, logs and sockets
 VIP_V4 = "192.0.2.10/32"
 VIP_V6 = "2001:db8:100::10/128"
 

@@ -45,3 +45,24 @@ def test_check_prints_every_error_and_exits_2(tmp_path):
     assert "vips[0].prefix: 192.0.2.0/33 is not a valid prefix" in result.stderr
     assert "checks.web.rise" in result.stderr
     assert result.stdout == ""
+
+
+# what `announcer check` must not import: the event loop, the probes' clients, the reducer (a
+# thousand-VIP file is asked to check in 0.2 s, and these were half of it)
+HEAVY = ("asyncio", "aiohttp", "healthchecks._lean_http", "announcer.core.machine")
+
+
+def test_check_imports_no_event_loop_probe_or_reducer(tmp_path):
+    path = tmp_path / "announcer.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    script = (
+        "import sys\n"
+        "from announcer.cli import main\n"
+        f"code = main(['check', '-c', {str(path)!r}])\n"
+        f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
