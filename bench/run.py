@@ -554,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
                     "error": "not run: one Python process per VIP (1000 processes, about 20 GB)",
                 }
             )
+    from .config_check import bench_config_check
+
+    log("announcer check: many-VIP configurations")
+    results["config_check"] = bench_config_check(
+        (1000,) if quick else (1000, 10000), 5 if quick else 11
+    )
+    save()
     if not quick:
         from .long_lived import bench_long_lived
         from .many_vips import bench_many_vips

@@ -84,6 +84,18 @@ RESULTS = {
             }
         ],
     },
+    "config_check": {
+        "rounds": 11,
+        "command": "announcer check -c FILE",
+        "rows": [
+            {
+                "vips": 1000,
+                "bytes": 103378,
+                "check": {"min_s": 0.25, "median_s": 0.29, "max_s": 0.4},
+                "parse": {"min_s": 0.06, "median_s": 0.07, "max_s": 0.09},
+            }
+        ],
+    },
     "long_lived": {
         "connections": 240,
         "interval_s": 0.5,
@@ -150,6 +162,16 @@ def test_report_has_every_table_and_plot(tmp_path):
         "| 82 of 82 |  |" in text
     )
     assert "plain ECMP 12, stable next hops 0." in text
+    # the many-VIPs goals: host CPU, last out and back, announcer check
+    assert (
+        "| 1000 checks/s: the whole host (ExaBGP, plugin, bfdd) <= 5% of one core | 20.0% | NO |"
+        in text
+    )
+    assert "| 1000 VIPs, nginx stopped: last out <= 0.15 s | 0.550 s | NO |" in text
+    assert "| 1000 VIPs, nginx started: last back <= 0.5 s | 0.800 s | NO |" in text
+    assert "| `announcer check`, 1000 VIPs <= 0.2 s | 0.290 s | NO |" in text
+    assert "| failover, /health answers 500: mean <= 0.62 s | 0.550 s | yes |" in text
+    assert "| 1000 | 101 KiB | 0.290 s (0.250-0.400) | 0.070 s |" in text
     assert (tmp_path / "failover.png").stat().st_size > 1000
     assert (tmp_path / "cpu-vs-vips.png").stat().st_size > 1000
 

@@ -363,3 +363,27 @@ def test_stable_next_hops_are_checked(change, message):
     change(data)
     found = issues(data)
     assert any(i.startswith(message) for i in found), found
+
+
+def test_reading_a_file_leaves_the_collector_as_it_found_it(tmp_path):
+    import gc
+    import threading
+
+    path = tmp_path / "announcer.yaml"
+    path.write_text(BASE)
+    assert gc.isenabled()
+    load_config(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_config(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    # loads in several threads at once (the plugin reads off its loop): on again after all
+    threads = [threading.Thread(target=load_config, args=(path,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gc.isenabled()
