@@ -19,11 +19,12 @@ Fail-closed rules that live here and nowhere else:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from .addresses import AddressGuard
+from .chunked import ChunkedEditor, ChunkedMap
 from .dampening import Dampening, current, record_flap
 from .drain import DrainPhase, drain_phase
 from .fleet import (
@@ -409,8 +410,8 @@ class State:
 
 
 def initial_state(spec: Spec, now: float) -> State:
-    checks = {name: CheckRecord(CheckState(since=now)) for name in spec.checks}
-    vips = {vip.prefix: VipRecord() for vip in spec.vips}
+    checks = ChunkedMap.of({name: CheckRecord(CheckState(since=now)) for name in spec.checks})
+    vips = ChunkedMap.of({vip.prefix: VipRecord() for vip in spec.vips})
     return State(spec=spec, checks=checks, vips=vips, desired={}, last_event_at=now)
 
 
@@ -422,8 +423,8 @@ class _Step:
         self.state = state
         self.now = now
         self.effects: list[Effect] = []
-        self.checks: dict[str, CheckRecord] | None = None
-        self.vips: dict[str, VipRecord] | None = None
+        self.checks: ChunkedEditor[str, CheckRecord] | None = None
+        self.vips: ChunkedEditor[str, VipRecord] | None = None
         self.desired: dict[str, Route | None] | None = None
         self.drains: dict[str, DrainEntry] | None = None
         self.drain_file = state.drain_file
@@ -451,14 +452,16 @@ class _Step:
         self._ahead: set[str] = set()
 
     # copy-on-write accessors
-    def w_checks(self) -> dict[str, CheckRecord]:
+    def w_checks(self) -> MutableMapping[str, CheckRecord]:
+        # every probe result writes its check's record: the table is a ChunkedMap, whose
+        # editor copies the chunk written to, not the whole table (O(sqrt N) a step)
         if self.checks is None:
-            self.checks = dict(self.state.checks)
+            self.checks = ChunkedMap.of(self.state.checks).editor()
         return self.checks
 
-    def w_vips(self) -> dict[str, VipRecord]:
+    def w_vips(self) -> MutableMapping[str, VipRecord]:
         if self.vips is None:
-            self.vips = dict(self.state.vips)
+            self.vips = ChunkedMap.of(self.state.vips).editor()
         return self.vips
 
     def w_desired(self) -> dict[str, Route | None]:
@@ -520,8 +523,8 @@ class _Step:
         # to see whether the reconciler must look again
         new = State(
             spec=self.spec,
-            checks=state.checks if self.checks is None else self.checks,
-            vips=state.vips if self.vips is None else self.vips,
+            checks=state.checks if self.checks is None else self.checks.freeze(),
+            vips=state.vips if self.vips is None else self.vips.freeze(),
             desired=state.desired if desired is None or desired == state.desired else desired,
             drains=state.drains if self.drains is None else self.drains,
             drain_file=self.drain_file,
