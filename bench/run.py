@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cold_rounds = 2 if quick else 12
     scales = {
-        "announcer": (1, 100, 1000),
+        "announcer": (1, 100, 1000, 10000),
         "healthcheck-tuned": (1, 100),
         "healthcheck-default": (1, 100),
     }
