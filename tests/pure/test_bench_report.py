@@ -58,7 +58,8 @@ RESULTS = {
                 "host_cpu": 0.2,
                 "updates_per_min": 0.0,
                 "processes": 1,
-            }
+            },
+            {"vips": 10000, "error": "only 521 of 10000 in the FIB after 120s"},
         ],
         "healthcheck-tuned": [{"vips": 1000, "error": "not run"}],
     },
@@ -168,6 +169,10 @@ def test_report_has_every_table_and_plot(tmp_path):
         in text
     )
     assert "| 1000 VIPs, nginx stopped: last out <= 0.15 s | 0.550 s | NO |" in text
+    assert (
+        "| 10,000 VIPs all in the FIB within 3 s (counted from the lab's start) "
+        "| only 521 of 10000 in the FIB after 120s | NO |" in text
+    )
     assert "| 1000 VIPs, nginx started: last back <= 0.5 s | 0.800 s | NO |" in text
     assert "| `announcer check`, 1000 VIPs <= 0.2 s | 0.290 s | NO |" in text
     assert "| failover, /health answers 500: mean <= 0.62 s | 0.550 s | yes |" in text
